@@ -1,0 +1,72 @@
+/* cli/cli.h - the nvmoe program: subcommands and the one configuration struct.
+ *
+ * Contract
+ *   Every subcommand is `int cli_cmd_<name>(int argc, char **argv)` with argv[0] the
+ *   subcommand name; it returns the process exit status (0 ok, 1 failure, 2 usage).
+ *   Options are parsed once into struct cli_opts by cli_opts_parse() (getopt_long);
+ *   positional arguments are left in opts->args.  Only cli/ prints and exits.
+ */
+#ifndef NV_CLI_H
+#define NV_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "core/err.h"
+
+#define CLI_MAX_ARGS 8
+
+struct cli_opts {
+	/* common (DESIGN.md §6) */
+	const char *backend;      /* cpu | cuda | auto */
+	uint64_t vram_budget;     /* bytes, 0 = all */
+	uint64_t host_cache;      /* bytes, 0 = no limit (everything resident) */
+	int threads;              /* 0 = all cores */
+	int ctx;                  /* max context (tokens) */
+	uint64_t seed;
+	double temperature;       /* <0: from generation_config.json */
+	double top_p;             /* <0: from generation_config.json */
+	int top_k;                /* 0 = off */
+	const char *think;        /* none | high | max */
+	int allow_extra;
+	int verify;
+	int json;
+	int force;
+	int smooth;               /* numeric mode: no activation quantisation, no bf16 rounding */
+	int raw;
+	int ids;
+	int stats;
+	int max_tokens;
+	int chunk;                /* prefill chunk (tokens), 0 = whole prompt */
+	const char *prompt;       /* -p */
+	const char *prompt_file;
+	const char *out;          /* --out */
+	const char *tokens;       /* --tokens FILE */
+	const char *text;         /* --text */
+	const char *file;         /* --file */
+	const char *ids_json;     /* --ids JSON (detokenize) */
+	const char *thinking_mode;/* template parse --thinking-mode */
+	const char *mode;         /* golden --mode smooth|exact|faithful|all */
+	const char *trace_experts;/* --trace-experts FILE */
+	uint64_t vram, ram;       /* plan */
+	double pcie_gbps, disk_gbps, hit_rate; /* plan */
+	int io;                   /* bench --io */
+	int prefetch;             /* 1 on (default), 0 off */
+	int lookahead;            /* router lookahead depth, -1 = default */
+	int verbose;
+	int nargs;
+	const char *args[CLI_MAX_ARGS];
+};
+
+/* Parse argv (argv[0] = subcommand).  Returns 0; 2 after printing a usage error;
+ * 3 when --help/-h was given (the command prints its usage and exits 0). */
+int cli_opts_parse(int argc, char **argv, struct cli_opts *o);
+/* Print the effective configuration (rule 7) to f. */
+void cli_opts_print(const struct cli_opts *o, FILE *f);
+/* "12G", "512M", "4096" -> bytes.  0 ok, -1 malformed. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* Print an error in the house format: "nvmoe: <file>: <object>: <why> (hint: ...)". */
+void cli_print_err(const struct nv_err *e);
+
+/* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
+
+#endif

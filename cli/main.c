@@ -1,0 +1,52 @@
+/* cli/main.c - `nvmoe <command> ...` dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+};
+
+/* One line per subcommand (keep in the order of DESIGN.md §6, then tools). */
+static const struct cli_cmd g_cmds[] = {
+	{"version", cmd_version, "print the version and build features"},
+};
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("nvmoe 0.1 (cuda: %s)\n",
+#ifdef NVMOE_HAVE_CUDA
+	       "yes"
+#else
+	       "no"
+#endif
+	);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nvmoe <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++)
+		fprintf(f, "  %-11s %s\n", g_cmds[i].name, g_cmds[i].help);
+	fprintf(f, "\ncommon options: --backend cpu|cuda|auto --threads N --ctx N --host-cache SZ"
+		   " --vram-budget SZ --seed N --temperature F --top-p F --think none|high|max\n"
+		   "sizes accept K/M/G suffixes.  `nvmoe <command> --help` for details.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++)
+		if (!strcmp(argv[1], g_cmds[i].name))
+			return g_cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "nvmoe: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

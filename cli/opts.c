@@ -1,0 +1,212 @@
+/* cli/opts.c - the one configuration struct, filled from flags with getopt_long. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	if (!s || !*s) return -1;
+	errno = 0;
+	char *end;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0) return -1;
+	double mul = 1;
+	if (*end) {
+		switch (toupper((unsigned char)*end)) {
+		case 'K': mul = 1024.0; break;
+		case 'M': mul = 1024.0 * 1024; break;
+		case 'G': mul = 1024.0 * 1024 * 1024; break;
+		case 'T': mul = 1024.0 * 1024 * 1024 * 1024; break;
+		default: return -1;
+		}
+		end++;
+		if (*end == 'i' || *end == 'I') end++;
+		if (*end == 'b' || *end == 'B') end++;
+		if (*end) return -1;
+	}
+	*out = (uint64_t)(v * mul);
+	return 0;
+}
+
+void cli_print_err(const struct nv_err *e)
+{
+	char buf[2048];
+	fprintf(stderr, "nvmoe: error: %s\n", core_err_str(e, buf, sizeof buf));
+}
+
+enum {
+	O_BACKEND = 1000, O_VRAM_BUDGET, O_HOST_CACHE, O_THREADS, O_CTX, O_SEED, O_TEMP, O_TOPP,
+	O_TOPK, O_THINK, O_ALLOW_EXTRA, O_VERIFY, O_JSON, O_FORCE, O_SMOOTH, O_RAW, O_IDS,
+	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
+	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
+	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP,
+};
+
+static const struct option g_long[] = {
+	{"backend", required_argument, 0, O_BACKEND},
+	{"vram-budget", required_argument, 0, O_VRAM_BUDGET},
+	{"host-cache", required_argument, 0, O_HOST_CACHE},
+	{"threads", required_argument, 0, O_THREADS},
+	{"ctx", required_argument, 0, O_CTX},
+	{"seed", required_argument, 0, O_SEED},
+	{"temperature", required_argument, 0, O_TEMP},
+	{"top-p", required_argument, 0, O_TOPP},
+	{"top-k", required_argument, 0, O_TOPK},
+	{"think", required_argument, 0, O_THINK},
+	{"allow-extra", no_argument, 0, O_ALLOW_EXTRA},
+	{"verify", no_argument, 0, O_VERIFY},
+	{"json", no_argument, 0, O_JSON},
+	{"force", no_argument, 0, O_FORCE},
+	{"smooth", no_argument, 0, O_SMOOTH},
+	{"raw", no_argument, 0, O_RAW},
+	{"ids", optional_argument, 0, O_IDS},
+	{"stats", no_argument, 0, O_STATS},
+	{"max-tokens", required_argument, 0, O_MAX_TOKENS},
+	{"chunk", required_argument, 0, O_CHUNK},
+	{"prompt", required_argument, 0, 'p'},
+	{"prompt-file", required_argument, 0, O_PROMPT_FILE},
+	{"out", required_argument, 0, O_OUT},
+	{"tokens", required_argument, 0, O_TOKENS},
+	{"text", required_argument, 0, O_TEXT},
+	{"file", required_argument, 0, O_FILE},
+	{"thinking-mode", required_argument, 0, O_THINKING_MODE},
+	{"mode", required_argument, 0, O_MODE},
+	{"trace-experts", required_argument, 0, O_TRACE},
+	{"vram", required_argument, 0, O_VRAM},
+	{"ram", required_argument, 0, O_RAM},
+	{"pcie", required_argument, 0, O_PCIE},
+	{"disk", required_argument, 0, O_DISK},
+	{"hit-rate", required_argument, 0, O_HIT},
+	{"io", no_argument, 0, O_IO},
+	{"no-prefetch", no_argument, 0, O_NO_PREFETCH},
+	{"lookahead", required_argument, 0, O_LOOKAHEAD},
+	{"verbose", no_argument, 0, 'v'},
+	{"help", no_argument, 0, O_HELP},
+	{0, 0, 0, 0},
+};
+
+static int bad(const char *cmd, const char *opt, const char *val, const char *want)
+{
+	fprintf(stderr, "nvmoe %s: bad value '%s' for --%s (expected %s)\n", cmd, val, opt, want);
+	return 2;
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_dbl(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end) return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->backend = "auto";
+	o->ctx = 4096;
+	o->seed = 0;
+	o->temperature = -1;
+	o->top_p = -1;
+	o->think = "none";
+	o->max_tokens = 256;
+	o->mode = "all";
+	o->pcie_gbps = 25;
+	o->disk_gbps = 6;
+	o->hit_rate = 0.5;
+	o->prefetch = 1;
+	o->lookahead = -1;
+	const char *cmd = argv[0];
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":p:vh", g_long, NULL)) != -1) {
+		const char *a = optarg;
+		switch (c) {
+		case O_BACKEND:
+			if (strcmp(a, "cpu") && strcmp(a, "cuda") && strcmp(a, "auto"))
+				return bad(cmd, "backend", a, "cpu, cuda or auto");
+			o->backend = a; break;
+		case O_VRAM_BUDGET: if (cli_parse_size(a, &o->vram_budget)) return bad(cmd, "vram-budget", a, "a size like 16G"); break;
+		case O_HOST_CACHE: if (cli_parse_size(a, &o->host_cache)) return bad(cmd, "host-cache", a, "a size like 8G"); break;
+		case O_THREADS: if (parse_int(a, 0, 4096, &o->threads)) return bad(cmd, "threads", a, "an integer 0..4096"); break;
+		case O_CTX: if (parse_int(a, 1, 1 << 20, &o->ctx)) return bad(cmd, "ctx", a, "an integer 1..1048576"); break;
+		case O_SEED: { char *end; errno = 0; o->seed = strtoull(a, &end, 0);
+			if (errno || *end) return bad(cmd, "seed", a, "an integer"); break; }
+		case O_TEMP: if (parse_dbl(a, &o->temperature) || o->temperature < 0) return bad(cmd, "temperature", a, "a number >= 0"); break;
+		case O_TOPP: if (parse_dbl(a, &o->top_p) || o->top_p <= 0 || o->top_p > 1) return bad(cmd, "top-p", a, "a number in (0, 1]"); break;
+		case O_TOPK: if (parse_int(a, 0, 1 << 30, &o->top_k)) return bad(cmd, "top-k", a, "an integer >= 0"); break;
+		case O_THINK:
+			if (strcmp(a, "none") && strcmp(a, "high") && strcmp(a, "max"))
+				return bad(cmd, "think", a, "none, high or max");
+			o->think = a; break;
+		case O_ALLOW_EXTRA: o->allow_extra = 1; break;
+		case O_VERIFY: o->verify = 1; break;
+		case O_JSON: o->json = 1; break;
+		case O_FORCE: o->force = 1; break;
+		case O_SMOOTH: o->smooth = 1; break;
+		case O_RAW: o->raw = 1; break;
+		case O_IDS: o->ids = 1; if (a) o->ids_json = a; break;
+		case O_STATS: o->stats = 1; break;
+		case O_MAX_TOKENS: if (parse_int(a, 0, 1 << 20, &o->max_tokens)) return bad(cmd, "max-tokens", a, "an integer 0..1048576"); break;
+		case O_CHUNK: if (parse_int(a, 0, 1 << 20, &o->chunk)) return bad(cmd, "chunk", a, "an integer >= 0"); break;
+		case 'p': o->prompt = a; break;
+		case O_PROMPT_FILE: o->prompt_file = a; break;
+		case O_OUT: o->out = a; break;
+		case O_TOKENS: o->tokens = a; break;
+		case O_TEXT: o->text = a; break;
+		case O_FILE: o->file = a; break;
+		case O_THINKING_MODE: o->thinking_mode = a; break;
+		case O_MODE: o->mode = a; break;
+		case O_TRACE: o->trace_experts = a; break;
+		case O_VRAM: if (cli_parse_size(a, &o->vram)) return bad(cmd, "vram", a, "a size like 24G"); break;
+		case O_RAM: if (cli_parse_size(a, &o->ram)) return bad(cmd, "ram", a, "a size like 128G"); break;
+		case O_PCIE: if (parse_dbl(a, &o->pcie_gbps) || o->pcie_gbps <= 0) return bad(cmd, "pcie", a, "GB/s > 0"); break;
+		case O_DISK: if (parse_dbl(a, &o->disk_gbps) || o->disk_gbps <= 0) return bad(cmd, "disk", a, "GB/s > 0"); break;
+		case O_HIT: if (parse_dbl(a, &o->hit_rate) || o->hit_rate < 0 || o->hit_rate > 1) return bad(cmd, "hit-rate", a, "a fraction in [0, 1]"); break;
+		case O_IO: o->io = 1; break;
+		case O_NO_PREFETCH: o->prefetch = 0; break;
+		case O_LOOKAHEAD: if (parse_int(a, 0, 64, &o->lookahead)) return bad(cmd, "lookahead", a, "an integer 0..64"); break;
+		case 'v': o->verbose++; break;
+		case 'h': case O_HELP: return 3;
+		case ':':
+			fprintf(stderr, "nvmoe %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "nvmoe %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+			return 2;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (o->nargs == CLI_MAX_ARGS) {
+			fprintf(stderr, "nvmoe %s: too many arguments\n", cmd);
+			return 2;
+		}
+		o->args[o->nargs++] = argv[i];
+	}
+	return 0;
+}
+
+void cli_opts_print(const struct cli_opts *o, FILE *f)
+{
+	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu seed=%llu"
+		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d\n",
+		o->backend, o->threads, o->ctx, (unsigned long long)o->host_cache,
+		(unsigned long long)o->vram_budget, (unsigned long long)o->seed, o->temperature,
+		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead);
+}
