@@ -4,6 +4,8 @@
 
 #include "cli.h"
 
+static int cmd_version(int argc, char **argv);
+
 struct cli_cmd {
 	const char *name;
 	int (*fn)(int, char **);

@@ -146,8 +146,13 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_HOST_CACHE: if (cli_parse_size(a, &o->host_cache)) return bad(cmd, "host-cache", a, "a size like 8G"); break;
 		case O_THREADS: if (parse_int(a, 0, 4096, &o->threads)) return bad(cmd, "threads", a, "an integer 0..4096"); break;
 		case O_CTX: if (parse_int(a, 1, 1 << 20, &o->ctx)) return bad(cmd, "ctx", a, "an integer 1..1048576"); break;
-		case O_SEED: { char *end; errno = 0; o->seed = strtoull(a, &end, 0);
-			if (errno || *end) return bad(cmd, "seed", a, "an integer"); break; }
+		case O_SEED: {
+			char *end;
+			errno = 0;
+			o->seed = strtoull(a, &end, 0);
+			if (errno || *end) return bad(cmd, "seed", a, "an integer");
+			break;
+		}
 		case O_TEMP: if (parse_dbl(a, &o->temperature) || o->temperature < 0) return bad(cmd, "temperature", a, "a number >= 0"); break;
 		case O_TOPP: if (parse_dbl(a, &o->top_p) || o->top_p <= 0 || o->top_p > 1) return bad(cmd, "top-p", a, "a number in (0, 1]"); break;
 		case O_TOPK: if (parse_int(a, 0, 1 << 30, &o->top_k)) return bad(cmd, "top-k", a, "an integer >= 0"); break;
