@@ -1,3 +1,4 @@
 # Tokenizer, chat format and sampler (CHAT.md, MODEL.md §12).
 nv_add_c_test(test_tok_tiny unit ${CMAKE_SOURCE_DIR}/tests/test_tok_tiny.c)
 nv_add_c_test(test_tok_ref unit ${CMAKE_SOURCE_DIR}/tests/test_tok_ref.c)
+nv_add_c_test(test_chat_rules unit ${CMAKE_SOURCE_DIR}/tests/test_chat_rules.c)
