@@ -2,3 +2,5 @@
 nv_add_c_test(test_tok_tiny unit ${CMAKE_SOURCE_DIR}/tests/test_tok_tiny.c)
 nv_add_c_test(test_tok_ref unit ${CMAKE_SOURCE_DIR}/tests/test_tok_ref.c)
 nv_add_c_test(test_chat_rules unit ${CMAKE_SOURCE_DIR}/tests/test_chat_rules.c)
+nv_add_c_test(test_chat_ref unit ${CMAKE_SOURCE_DIR}/tests/test_chat_ref.c)
+nv_add_c_test(test_sampler unit ${CMAKE_SOURCE_DIR}/tests/test_sampler.c)
