@@ -12,9 +12,10 @@
  *
  * Shard layout: safetensors header = 8-byte little-endian length N, N bytes of compact
  * JSON ({"name":{"dtype":..,"shape":[..],"data_offsets":[b,e]},...}, no __metadata__)
- * padded with spaces to a multiple of 8, then the tensors contiguous, ordered by
- * element size (largest first) then by name (byte order), which is the standard
- * writer's order; the header lists them in that order.  config.json is written last,
+ * padded with spaces to a multiple of 8, then the tensors contiguous, ordered as the
+ * standard writer orders them: by dtype (I64, F32, BF16, E8M0, E4M3, I8: element size
+ * descending, ties by dtype), then by name (byte order); the header lists them in that
+ * order.  This reproduces the released shard sizes exactly.  config.json is written last,
  * so an interrupted run never looks like a model.
  */
 #define _GNU_SOURCE
@@ -82,12 +83,32 @@ static void die_err(const struct nv_err *e)
 
 /* ---- planning ---- */
 
+/* Rank of a dtype in the standard (Rust safetensors) writer's order: its Dtype enum,
+ * descending.  That is element size descending, the 1-byte types as E8M0, E4M3, I8.
+ * With it the headers, and so every shard's size, equal the release's byte for byte
+ * (CHECKPOINT.md §1: 172,232-byte header of layer 0, 1,059,332,516-byte shard 45). */
+static int dtype_rank(enum core_dtype t)
+{
+	switch (t) {
+	case CORE_DT_U8: return 4;
+	case CORE_DT_I8: return 5;
+	case CORE_DT_F8_E4M3: return 7;
+	case CORE_DT_F8_E8M0: return 8;
+	case CORE_DT_F16: return 11;
+	case CORE_DT_BF16: return 12;
+	case CORE_DT_I32: return 13;
+	case CORE_DT_F32: return 15;
+	case CORE_DT_I64: return 17;
+	default: return 0;
+	}
+}
+
 static int cmp_file_order(const void *a, const void *b)
 {
 	const struct core_tensor_spec *x = *(const struct core_tensor_spec *const *)a;
 	const struct core_tensor_spec *y = *(const struct core_tensor_spec *const *)b;
-	size_t sx = core_dtype_size(x->dtype), sy = core_dtype_size(y->dtype);
-	if (sx != sy) return sx > sy ? -1 : 1;
+	int rx = dtype_rank(x->dtype), ry = dtype_rank(y->dtype);
+	if (rx != ry) return rx > ry ? -1 : 1;
 	return strcmp(x->name, y->name);
 }
 
@@ -442,10 +463,6 @@ static int write_tokenizer(const char *tok_dir, const char *out, const struct co
 	return write_text(out, "generation_config.json", gen, e);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* Remove model-NNNNN-of-NNNNN.safetensors files of an earlier run with another N. */
 static void remove_stale_shards(const char *out, const struct plan *p)
@@ -540,8 +557,8 @@ static int write_model(const struct opts *o, struct plan *p, const char *config_
 	if (!o->sparse) {
 		struct gen_ctx g = {.seed = o->seed, .hidden = p->cfg.hidden_size, .hc_mult = p->cfg.hc_mult,
 				    .n_experts = p->cfg.n_routed_experts};
-		struct gen_job *jobs;
-		size_t nj;
+		struct gen_job *jobs = NULL;
+		size_t nj = 0;
 		rc = make_jobs(p, &jobs, &nj, e);
 		if (rc) return rc;
 		rc = run_jobs(&g, p, jobs, nj, o->threads, o->quiet, e);

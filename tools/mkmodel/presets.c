@@ -228,7 +228,7 @@ static void set_int(cJSON *root, const char *key, int v)
  * the released 4/128 alternation.  MTP entries stay last.  --no-mtp drops them. */
 static int apply_layers(cJSON *root, int layers, int no_mtp, struct nv_err *e)
 {
-	int L, nmtp, nhash;
+	int L = 0, nmtp = 0, nhash = 0;
 	int rc = get_int(root, "num_hidden_layers", &L, e);
 	if (!rc) rc = get_int(root, "num_nextn_predict_layers", &nmtp, e);
 	if (!rc) rc = get_int(root, "num_hash_layers", &nhash, e);
@@ -300,7 +300,7 @@ int mk_config_build(const char *preset, const char *config_file, const struct mk
 	for (int i = 0; p && !rc && p->sets[i]; i++) rc = apply_set(root, p->sets[i], e);
 	if (!rc && (ov->layers >= 0 || ov->no_mtp)) rc = apply_layers(root, ov->layers, ov->no_mtp, e);
 	if (!rc && ov->experts >= 0) {
-		int k;
+		int k = 0;
 		rc = get_int(root, "num_experts_per_tok", &k, e);
 		if (!rc) {
 			set_int(root, "n_routed_experts", ov->experts);
