@@ -174,7 +174,36 @@ static uint64_t numel(const struct core_tensor_spec *t)
 	return n;
 }
 
-/* F32 / BF16 tensors: element by element in chunks. */
+/* Rows of dim 0 and bytes per row of the tensor a job writes (scales included). */
+static void job_rows(const struct gen_job *j, int64_t *rows, uint64_t *row_bytes)
+{
+	const struct core_tensor_spec *t = j->t;
+	*rows = t->shape[0];
+	uint64_t per = t->shape[0] ? numel(t) / (uint64_t)t->shape[0] : 0;
+	*row_bytes = per * core_dtype_size(t->dtype);
+	if (t->dtype == CORE_DT_I8 && t->ndim == 2) *row_bytes += (uint64_t)t->shape[1] / 16;
+}
+
+size_t gen_split(const struct gen_job *j, uint64_t piece, struct gen_job *out)
+{
+	int64_t rows;
+	uint64_t rb;
+	job_rows(j, &rows, &rb);
+	int64_t rpp = rb ? (int64_t)(piece / rb) : rows;
+	if (rpp < 1) rpp = 1;
+	if (j->t->dtype == CORE_DT_F8_E4M3) rpp = (rpp + FP8_BLOCK - 1) / FP8_BLOCK * FP8_BLOCK;
+	if (rows < 1) rows = 1; /* still one job: writes nothing */
+	size_t n = 0;
+	for (int64_t r = 0; r < rows; r += rpp, n++) {
+		if (!out) continue;
+		out[n] = *j;
+		out[n].r0 = r;
+		out[n].r1 = r + rpp < rows ? r + rpp : rows;
+	}
+	return n;
+}
+
+/* F32 / BF16 tensors, element by element in chunks; rows [r0, r1) of dim 0. */
 static int gen_plain(const struct gen_ctx *g, const struct gen_job *j, struct gen_work *w,
 		     uint64_t *written, struct nv_err *e)
 {
@@ -184,15 +213,17 @@ static int gen_plain(const struct gen_ctx *g, const struct gen_job *j, struct ge
 		return core_err_set(e, NV_EINVAL, j->file, t->name, "extend tools/mkmodel/gen.c",
 				    "no generator rule for this tensor (dtype %s)",
 				    core_dtype_name(t->dtype));
+	if (!numel(t)) return 0;
 	size_t es = core_dtype_size(t->dtype);
-	uint64_t n = numel(t), per = GEN_CHUNK / es;
+	uint64_t cols = numel(t) / (uint64_t)t->shape[0], per = GEN_CHUNK / es;
+	uint64_t b = (uint64_t)j->r0 * cols, end = (uint64_t)j->r1 * cols;
 	int is_embed = !strcmp(t->name, "embed.weight");
-	uint64_t cols = t->ndim == 2 ? (uint64_t)t->shape[1] : n;
-	uint64_t st = gen_stream_seed(t->name, g->seed);
-	for (uint64_t i0 = 0; i0 < n; i0 += per) {
-		uint64_t m = n - i0 < per ? n - i0 : per;
+	uint64_t st = gen_skip(gen_stream_seed(t->name, g->seed), 4 * b);
+	for (uint64_t i0 = b; i0 < end; i0 += per) {
+		uint64_t m = end - i0 < per ? end - i0 : per;
 		for (uint64_t i = 0; i < m; i++) {
 			float v = draw(&r, &st);
+			/* embed row 7, dims 0..127: exactly 0 (the act_quant floor) */
 			if (is_embed && (i0 + i) / cols == 7 && (i0 + i) % cols < 128) v = 0.0f;
 			if (t->dtype == CORE_DT_F32) {
 				memcpy(w->codes + 4 * i, &v, 4);
@@ -227,13 +258,17 @@ static int gen_fp8(const struct gen_ctx *g, const struct gen_job *j, struct gen_
 	int64_t nbr = (rows + FP8_BLOCK - 1) / FP8_BLOCK, nbc = (cols + FP8_BLOCK - 1) / FP8_BLOCK;
 	int rc = check_scale_shape(j, nbr, nbc, e);
 	if (rc) return rc;
-	if (ensure((void **)&w->sbuf, &w->sbuf_cap, (size_t)(nbr * nbc)))
+	int64_t b0 = j->r0 / FP8_BLOCK, b1 = (j->r1 + FP8_BLOCK - 1) / FP8_BLOCK;
+	if (j->r0 % FP8_BLOCK || (j->r1 % FP8_BLOCK && j->r1 != rows))
+		return core_err_set(e, NV_EINVAL, j->file, t->name, NULL, "FP8 piece not on 128-row bands");
+	if (ensure((void **)&w->sbuf, &w->sbuf_cap, (size_t)((b1 - b0) * nbc)))
 		return core_err_set(e, NV_ENOMEM, j->file, t->name, NULL, "out of memory");
 	struct gen_rule r;
 	gen_rule_for(g, t, &r);
-	uint64_t st = gen_stream_seed(t->name, g->seed);
-	for (int64_t br = 0; br < nbr; br++) {
+	uint64_t st = gen_skip(gen_stream_seed(t->name, g->seed), 4 * (uint64_t)(j->r0 * cols));
+	for (int64_t br = b0; br < b1; br++) {
 		int64_t r0 = br * FP8_BLOCK, h = rows - r0 < FP8_BLOCK ? rows - r0 : FP8_BLOCK;
+		uint8_t *sc = w->sbuf + (br - b0) * nbc;
 		/* band: [h, cols] f32 */
 		for (int64_t i = 0; i < h * cols; i++) w->band[i] = draw(&r, &st);
 		for (int64_t bc = 0; bc < nbc; bc++) {
@@ -244,7 +279,7 @@ static int gen_fp8(const struct gen_ctx *g, const struct gen_job *j, struct gen_
 					float a = fabsf(w->band[y * cols + x]);
 					if (a > amax) amax = a;
 				}
-			float s = gen_pow2_scale(amax, 448.0, SCALE_FLOOR, &w->sbuf[br * nbc + bc]);
+			float s = gen_pow2_scale(amax, 448.0, SCALE_FLOOR, &sc[bc]);
 			for (int64_t y = 0; y < h; y++)
 				for (int64_t x = c0; x < c1; x++)
 					w->codes[y * cols + x] = core_f32_to_e4m3(w->band[y * cols + x] / s);
@@ -253,7 +288,8 @@ static int gen_fp8(const struct gen_ctx *g, const struct gen_job *j, struct gen_
 				 written, e);
 		if (rc) return rc;
 	}
-	return full_pwrite(j, j->scale->name, w->sbuf, (size_t)(nbr * nbc), j->scale_off, written, e);
+	return full_pwrite(j, j->scale->name, w->sbuf, (size_t)((b1 - b0) * nbc),
+			   j->scale_off + (uint64_t)(b0 * nbc), written, e);
 }
 
 /* FP4 expert weight: I8 [out, in/2] packed E2M1, E8M0 scales [out, in/32]. */
@@ -276,9 +312,9 @@ static int gen_fp4(const struct gen_ctx *g, const struct gen_job *j, struct gen_
 	int bump = t->expert == 0 && (ends_with(t->name, ".w1.weight") || ends_with(t->name, ".w3.weight"));
 	struct gen_rule r;
 	gen_rule_for(g, t, &r);
-	uint64_t st = gen_stream_seed(t->name, g->seed);
-	for (int64_t r0 = 0; r0 < rows; r0 += rpc) {
-		int64_t h = rows - r0 < rpc ? rows - r0 : rpc;
+	uint64_t st = gen_skip(gen_stream_seed(t->name, g->seed), 4 * (uint64_t)(j->r0 * in));
+	for (int64_t r0 = j->r0; r0 < j->r1; r0 += rpc) {
+		int64_t h = j->r1 - r0 < rpc ? j->r1 - r0 : rpc;
 		for (int64_t y = 0; y < h; y++) {
 			float *v = w->band; /* [in] one logical row */
 			uint8_t *out = w->codes + y * (in / 2), *sc = w->sbuf + y * nb;
@@ -308,21 +344,21 @@ static int gen_fp4(const struct gen_ctx *g, const struct gen_job *j, struct gen_
 	return 0;
 }
 
-/* tid2eid I64 [V, k]: per row a Fisher-Yates shuffle of 0..E-1, first k ids. */
+/* tid2eid I64 [V, k]: per row a Fisher-Yates shuffle of 0..E-1 (E-1 draws), first k ids. */
 static int gen_tid2eid(const struct gen_ctx *g, const struct gen_job *j, struct gen_work *w,
 		       uint64_t *written, struct nv_err *e)
 {
 	const struct core_tensor_spec *t = j->t;
-	int64_t V = t->shape[0], k = t->shape[1], E = g->n_experts;
-	if (t->ndim != 2 || k > E)
+	int64_t k = t->shape[1], E = g->n_experts;
+	if (t->ndim != 2 || k > E || E < 1)
 		return core_err_set(e, NV_EINVAL, j->file, t->name, NULL,
 				    "tid2eid shape needs [V, k] with k <= n_routed_experts = %lld", (long long)E);
 	if (ensure((void **)&w->perm, &w->perm_cap, (size_t)E * sizeof(int64_t)))
 		return core_err_set(e, NV_ENOMEM, j->file, t->name, NULL, "out of memory");
 	int64_t rpc = (int64_t)(GEN_CHUNK / (size_t)(8 * k));
-	uint64_t st = gen_stream_seed(t->name, g->seed);
-	for (int64_t r0 = 0; r0 < V; r0 += rpc) {
-		int64_t h = V - r0 < rpc ? V - r0 : rpc;
+	uint64_t st = gen_skip(gen_stream_seed(t->name, g->seed), (uint64_t)(j->r0 * (E - 1)));
+	for (int64_t r0 = j->r0; r0 < j->r1; r0 += rpc) {
+		int64_t h = j->r1 - r0 < rpc ? j->r1 - r0 : rpc;
 		int64_t *out = (int64_t *)(void *)w->codes;
 		for (int64_t y = 0; y < h; y++) {
 			for (int64_t i = 0; i < E; i++) w->perm[i] = i;

@@ -40,6 +40,8 @@ uint64_t gen_fnv1a64(const char *s);
 /* Initial state of the stream of tensor `name`. */
 static inline uint64_t gen_stream_seed(const char *name, uint64_t seed)
 { return gen_fnv1a64(name) ^ seed; }
+/* The state after k more draws (SplitMix64 adds a constant per draw). */
+static inline uint64_t gen_skip(uint64_t state, uint64_t k) { return state + k * 0x9E3779B97F4A7C15ull; }
 static inline double gen_uniform(uint64_t *st) { return (double)(gen_splitmix64(st) >> 11) * 0x1p-53; }
 double gen_normal(uint64_t *st);
 
@@ -54,7 +56,15 @@ struct gen_job {
 	int fd;                               /* the shard holding both */
 	uint64_t off, scale_off;              /* absolute file offsets of the data */
 	const char *file;                     /* shard file name, for messages */
+	int64_t r0, r1;                       /* rows [r0, r1) of dim 0 (gen_split) */
 };
+
+/* Split a whole-tensor job (r0 = r1 = 0) into row ranges of about `piece` output
+ * bytes (FP8: whole 128-row bands), so that one large tensor is written by several
+ * threads: every piece starts its tensor's stream at the right place (SplitMix64
+ * advances its state by a constant per draw, so a position is reached in O(1)).
+ * Returns the number of pieces; out (room for that many) may be NULL to count. */
+size_t gen_split(const struct gen_job *j, uint64_t piece, struct gen_job *out);
 
 /* Globals of one run: what the value rules need from the config. */
 struct gen_ctx {
@@ -69,7 +79,7 @@ int gen_work_create(const struct core_tensor_spec *specs, size_t n, struct gen_w
 		    struct nv_err *e);
 void gen_work_destroy(struct gen_work *w);
 
-/* Generate and write one job.  *written is increased by the bytes written (the
+/* Generate and write one job (its rows [r0, r1)).  *written is increased by the bytes written (the
  * caller may read it from another thread for progress: it is updated with relaxed
  * atomics). */
 int gen_run_job(const struct gen_ctx *g, const struct gen_job *j, struct gen_work *w,

@@ -38,6 +38,8 @@
 #include "gen.h"
 #include "presets.h"
 
+#define MK_PIECE (8u << 20) /* bytes of output per unit of parallel work */
+
 struct opts {
 	const char *preset, *config, *out, *tok_dir;
 	uint64_t seed;
@@ -227,7 +229,8 @@ static void free_plan(struct plan *p)
 	free(p->specs);
 }
 
-/* One job per tensor, a quantised weight together with its scale, in file order. */
+/* One job per tensor (a quantised weight together with its scale) in file order,
+ * then split into pieces of about MK_PIECE bytes. */
 static int make_jobs(const struct plan *p, struct gen_job **out, size_t *nout, struct nv_err *e)
 {
 	struct gen_job *jobs = calloc(p->n, sizeof *jobs);
@@ -274,12 +277,16 @@ static int make_jobs(const struct plan *p, struct gen_job **out, size_t *nout, s
 			rc = core_err_set(e, NV_EINVAL, "mkmodel", p->specs[i].name, NULL,
 					  "E8M0 scale without a quantised weight");
 	free(paired);
-	if (rc) {
-		free(jobs);
-		return rc;
-	}
-	*out = jobs;
-	*nout = nj;
+	/* Large tensors in pieces, so that threads share them (and progress is smooth). */
+	size_t np = 0;
+	for (size_t i = 0; i < nj && !rc; i++) np += gen_split(&jobs[i], MK_PIECE, NULL);
+	struct gen_job *pieces = rc ? NULL : calloc(np, sizeof *pieces);
+	if (!rc && !pieces) rc = core_err_set(e, NV_ENOMEM, "mkmodel", NULL, NULL, "out of memory");
+	for (size_t i = 0, k = 0; i < nj && !rc; i++) k += gen_split(&jobs[i], MK_PIECE, pieces + k);
+	free(jobs);
+	if (rc) return rc;
+	*out = pieces;
+	*nout = np;
 	return 0;
 }
 
