@@ -1,0 +1,4 @@
+# tools/mkmodel: synthetic checkpoints (format, determinism, TINY.md §5 values, inventories).
+nv_add_c_test(test_mkmodel unit ${CMAKE_SOURCE_DIR}/tests/test_mkmodel.c)
+add_dependencies(test_mkmodel mkmodel)
+nv_add_test(NAME test_mkmodel_edge LABEL unit COMMAND test_mkmodel edge)
