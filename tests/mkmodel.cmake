@@ -2,3 +2,5 @@
 nv_add_c_test(test_mkmodel unit ${CMAKE_SOURCE_DIR}/tests/test_mkmodel.c)
 add_dependencies(test_mkmodel mkmodel)
 nv_add_test(NAME test_mkmodel_edge LABEL unit COMMAND test_mkmodel edge)
+nv_add_test(NAME test_mkmodel_release LABEL unit COMMAND test_mkmodel release)
+nv_add_test(NAME test_mkmodel_demo LABEL model COMMAND test_mkmodel demo)

@@ -9,7 +9,7 @@
  * of CHECKPOINT.md §2.1 checked on the raw bytes.  The checkpoint reader
  * (core_ckpt_open, with the full NaN scan) must accept every file.
  *
- * Usage: test_mkmodel [unit|edge]   (default: unit = tiny-ci checks)
+ * Usage: test_mkmodel [unit|edge|release|demo]   (default: unit)
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -454,6 +454,124 @@ static void test_edge(void)
 	core_ckpt_close(ck);
 }
 
+static uint64_t file_size(const char *dir, const char *name, uint64_t *blocks)
+{
+	char p[800];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	if (stat(p, &st)) return 0;
+	if (blocks) *blocks += (uint64_t)st.st_blocks * 512;
+	return (uint64_t)st.st_size;
+}
+
+/* --layers/--experts/--no-mtp on the release shape, sparse: the counts of
+ * CHECKPOINT.md §4 (ratio 0 + hash 29, ratio 4 + hash 40, ratio 128 + score 33,
+ * 6 per expert, 6 top level). */
+static void test_overrides(void)
+{
+	char a[600], args[800];
+	snprintf(a, sizeof a, "%s/small", g_tmp);
+	snprintf(args, sizeof args, "--preset full --layers 4 --experts 8 --no-mtp --sparse --out %s", a);
+	TU_CHECK(run(args) == 0, "mkmodel %s failed: %s", args, read_out());
+	struct core_ckpt_opts o = {.no_mmap = 1};
+	struct core_ckpt *ck = NULL;
+	struct nv_err e;
+	char buf[2048];
+	if (core_ckpt_open(a, &o, &ck, &e)) {
+		TU_CHECK(0, "open %s: %s", a, core_err_str(&e, buf, sizeof buf));
+		return;
+	}
+	const struct core_config *c = core_ckpt_config(ck);
+	TU_CHECK(c->num_hidden_layers == 4 && c->num_nextn_predict_layers == 0 && c->n_routed_experts == 8 &&
+		 c->num_experts_per_tok == 6 && c->n_compress_ratios == 4 && c->compress_ratios[2] == 4 &&
+		 c->compress_ratios[3] == 128 && c->hidden_size == 4096,
+		 "overridden config wrong (L %d, mtp %d, E %d, k %d, ratios %d)", c->num_hidden_layers,
+		 c->num_nextn_predict_layers, c->n_routed_experts, c->num_experts_per_tok, c->n_compress_ratios);
+	size_t want = 6 + (29 + 48) * 2 + (40 + 48) + (33 + 48);
+	TU_CHECK(core_ckpt_ntensors(ck) == want, "%zu tensors, expected %zu", core_ckpt_ntensors(ck), want);
+	TU_CHECK(core_ckpt_nshards(ck) == 6, "%d shards, expected 6", core_ckpt_nshards(ck));
+	core_ckpt_close(ck);
+}
+
+/* The released inventory, sparse: CHECKPOINT.md §1, §4.2 (69,187 tensors,
+ * 159,609,485,896 tensor bytes, 46 shards, file sizes of the table in §1). */
+static void test_release(void)
+{
+	char a[600], args[800], buf[2048];
+	snprintf(a, sizeof a, "%s/release", g_tmp);
+	snprintf(args, sizeof args, "--preset release --sparse --out %s", a);
+	TU_CHECK(run(args) == 0, "mkmodel %s failed: %s", args, read_out());
+	struct core_ckpt_opts o = {.no_mmap = 1};
+	struct core_ckpt *ck = NULL;
+	struct nv_err e;
+	if (core_ckpt_open(a, &o, &ck, &e)) {
+		TU_CHECK(0, "open %s: %s", a, core_err_str(&e, buf, sizeof buf));
+		return;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < core_ckpt_ntensors(ck); i++) total += core_ckpt_tensor(ck, i)->nbytes;
+	TU_CHECK(core_ckpt_ntensors(ck) == 69187, "%zu tensors, expected 69187", core_ckpt_ntensors(ck));
+	TU_CHECK(total == 159609485896ull, "%llu tensor bytes, expected 159609485896", (unsigned long long)total);
+	TU_CHECK(core_ckpt_nshards(ck) == 46, "%d shards, expected 46", core_ckpt_nshards(ck));
+	core_ckpt_close(ck);
+	/* Shard file sizes of CHECKPOINT.md §1 (they pin the header format too). */
+	static const struct { int shard; uint64_t bytes; } sizes[] = {
+		{1, 1059061856ull}, {2, 3566321192ull}, {3, 3566321192ull}, {4, 3596229272ull},
+		{5, 3568768976ull}, {6, 3590024776ull}, {10, 3590024776ull}, {11, 3568768976ull},
+		{12, 3590026352ull}, {13, 3568770544ull}, {43, 3568770544ull}, {44, 3590026352ull},
+		{45, 1059332516ull}, {46, 3593956092ull},
+	};
+	char name[64];
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		snprintf(name, sizeof name, "model-%05d-of-00046.safetensors", sizes[i].shard);
+		uint64_t got = file_size(a, name, NULL);
+		TU_CHECK(got == sizes[i].bytes, "%s: %llu bytes, the release has %llu", name,
+			 (unsigned long long)got, (unsigned long long)sizes[i].bytes);
+	}
+	uint64_t sum = 0, blocks = 0;
+	for (int s = 1; s <= 46; s++) {
+		snprintf(name, sizeof name, "model-%05d-of-00046.safetensors", s);
+		sum += file_size(a, name, &blocks);
+	}
+	TU_CHECK(sum == 159617149040ull, "shard files sum to %llu bytes, the release to 159617149040",
+		 (unsigned long long)sum);
+	TU_CHECK(blocks < (64ull << 20), "sparse checkpoint occupies %llu bytes of disk", (unsigned long long)blocks);
+	/* the index carries total_size */
+	snprintf(name, sizeof name, "%s", "model.safetensors.index.json");
+	char p[800];
+	snprintf(p, sizeof p, "%s/%s", a, name);
+	char *idx = tu_read_file(p, NULL);
+	TU_CHECK(idx && strstr(idx, "\"total_size\": 159609485896"), "index lacks total_size 159609485896");
+	free(idx);
+}
+
+/* The demo model with the real tokenizer files (needs ../shared). */
+static void test_demo(void)
+{
+	const char *sh = tu_require_shared();
+	char a[600], args[1400], tok[700], p1[800], p2[800];
+	snprintf(a, sizeof a, "%s/demo", g_tmp);
+	snprintf(tok, sizeof tok, "%s/ref/deepseek-v4-flash", sh);
+	snprintf(args, sizeof args, "--preset demo --out %s --tokenizer-dir %s", a, tok);
+	TU_CHECK(run(args) == 0, "mkmodel %s failed: %s", args, read_out());
+	struct core_ckpt *ck = open_ck(a, 0);
+	if (!ck) return;
+	uint64_t total = 0;
+	for (size_t i = 0; i < core_ckpt_ntensors(ck); i++) total += core_ckpt_tensor(ck, i)->nbytes;
+	TU_CHECK(core_ckpt_config(ck)->vocab_size == 129280, "demo vocab %d, expected 129280",
+		 core_ckpt_config(ck)->vocab_size);
+	TU_CHECK(total < 300000000ull, "demo is %llu bytes, meant to stay under 300 MB", (unsigned long long)total);
+	core_ckpt_close(ck);
+	static const char *const pairs[][2] = {{"tokenizer.reconstructed.json", "tokenizer.json"},
+					       {"tokenizer_config.json", "tokenizer_config.json"},
+					       {"generation_config.json", "generation_config.json"}};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p1, sizeof p1, "%s/%s", tok, pairs[i][0]);
+		snprintf(p2, sizeof p2, "%s/%s", a, pairs[i][1]);
+		TU_CHECK(files_equal(p1, p2), "%s is not a copy of %s", p2, p1);
+	}
+}
+
 /* Bad input: one message, non-zero exit, no checkpoint. */
 static void test_errors(void)
 {
@@ -491,9 +609,17 @@ int main(int argc, char **argv)
 	const char *what = argc > 1 ? argv[1] : "unit";
 	if (!strcmp(what, "unit")) {
 		test_tiny_ci();
+		test_overrides();
 		test_errors();
 	} else if (!strcmp(what, "edge")) {
 		test_edge();
+	} else if (!strcmp(what, "release")) {
+		test_release();
+	} else if (!strcmp(what, "demo")) {
+		test_demo();
+	} else {
+		fprintf(stderr, "usage: test_mkmodel [unit|edge|release|demo]\n");
+		return 2;
 	}
 	if (!tu_failures) {
 		char cmd[700];
