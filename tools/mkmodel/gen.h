@@ -79,6 +79,11 @@ int gen_work_create(const struct core_tensor_spec *specs, size_t n, struct gen_w
 		    struct nv_err *e);
 void gen_work_destroy(struct gen_work *w);
 
+/* The table encoders the generator uses; equal to core_f32_to_e2m1 (nibble) and
+ * core_f32_to_e4m3 for every float (exposed for tests). */
+uint8_t gen_e2m1(const struct gen_work *w, float f);
+uint8_t gen_e4m3(const struct gen_work *w, float f);
+
 /* Generate and write one job (its rows [r0, r1)).  *written is increased by the bytes written (the
  * caller may read it from another thread for progress: it is updated with relaxed
  * atomics). */
