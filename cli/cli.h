@@ -74,5 +74,6 @@ int cli_cmd_plan(int argc, char **argv);
 /* "159,609,485,896" / "148.65 GiB" into buf; return buf (cli/cmd_inspect.c). */
 const char *cli_fmt_count(char *buf, size_t n, uint64_t v);
 const char *cli_fmt_size(char *buf, size_t n, uint64_t v);
+int cli_cmd_golden(int argc, char **argv);
 
 #endif
