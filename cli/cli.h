@@ -69,6 +69,13 @@ int cli_parse_size(const char *s, uint64_t *out);
 void cli_print_err(const struct nv_err *e);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
+int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_plan(int argc, char **argv);
+
+/* "159,609,485,896" / "148.65 GiB" into buf; return buf (cli/cmd_inspect.c). */
+const char *cli_fmt_count(char *buf, size_t n, uint64_t v);
+const char *cli_fmt_size(char *buf, size_t n, uint64_t v);
+int cli_cmd_golden(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
