@@ -14,6 +14,7 @@ struct cli_cmd {
 
 /* One line per subcommand (keep in the order of DESIGN.md §6, then tools). */
 static const struct cli_cmd g_cmds[] = {
+	{"eval", cli_cmd_eval, "teacher-forced logits of a token sequence (raw float32) and mean NLL"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
 };
