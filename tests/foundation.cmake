@@ -1,2 +1,7 @@
 # Foundation: config rules, expected tensor set, checkpoint reader, inspect/plan, parsers' fuzzing.
 nv_add_c_test(test_foundation_config unit ${CMAKE_SOURCE_DIR}/tests/test_foundation_config.c)
+nv_add_c_test(test_foundation_ckpt unit ${CMAKE_SOURCE_DIR}/tests/test_foundation_ckpt.c
+  ${CMAKE_SOURCE_DIR}/tests/foundation_ckw.c)
+nv_add_c_test(test_foundation_release unit ${CMAKE_SOURCE_DIR}/tests/test_foundation_release.c
+  ${CMAKE_SOURCE_DIR}/tests/foundation_ckw.c)
+nv_add_test(NAME foundation_cli LABEL unit COMMAND bash ${CMAKE_SOURCE_DIR}/tests/foundation_cli.sh)
