@@ -705,6 +705,12 @@ int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, str
 	return st;
 }
 
+int offload_group_status(const struct offload_group *grp, struct nv_err *e)
+{
+	if (grp->status_ && e) *e = grp->err_;
+	return grp->status_;
+}
+
 int offload_engine_poll(struct offload_engine *g, struct offload_group *grp)
 {
 	pthread_mutex_lock(&g->mu);

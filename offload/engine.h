@@ -126,6 +126,8 @@ int offload_engine_submit(struct offload_engine *g, struct offload_read *r, int 
 			  struct offload_group *grp, struct nv_err *e);
 /* Block until grp is done; returns its status and copies its error into e. */
 int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, struct nv_err *e);
+/* A done group's status and error (for `done` callbacks). */
+int offload_group_status(const struct offload_group *grp, struct nv_err *e);
 /* 1 when grp is done, 0 otherwise; never blocks. */
 int offload_engine_poll(struct offload_engine *g, struct offload_group *grp);
 
