@@ -68,5 +68,6 @@ int cli_parse_size(const char *s, uint64_t *out);
 void cli_print_err(const struct nv_err *e);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
+int cli_cmd_convert(int argc, char **argv);
 
 #endif

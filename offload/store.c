@@ -103,7 +103,7 @@ const char *offload_expert_tensor_name(const struct offload_store_geom *g, int b
 
 /* ---------------------------------------------------------------- writer */
 
-#define WB_WINDOW 8 /* records written back before their pages are dropped */
+#define WB_CHUNK (64ull << 20) /* write-back granule of the writer */
 
 struct offload_store_writer {
 	struct offload_store_geom g;
@@ -113,8 +113,7 @@ struct offload_store_writer {
 	struct offload_store_index_ent *idx; /* [nrec] */
 	uint8_t *written;                   /* [nrec] */
 	uint64_t nwritten;
-	uint64_t recent[WB_WINDOW];
-	int nrecent;
+	uint64_t wait_from, kick_from, kick_to; /* write-back window (file offsets) */
 	int finished;
 };
 
@@ -127,6 +126,7 @@ int offload_store_writer_create(const char *path, const struct offload_store_geo
 	if (!w) return core_err_set(e, NV_ENOMEM, path, NULL, NULL, "out of memory");
 	w->g = *g;
 	w->fd = -1;
+	w->wait_from = w->kick_from = w->kick_to = g->records_off;
 	w->path = strdup(path);
 	w->part_path = malloc(strlen(path) + 8);
 	w->idx = calloc(nrec, sizeof *w->idx);
@@ -203,18 +203,23 @@ int offload_store_writer_put(struct offload_store_writer *w, int block, int expe
 	w->idx[k].xxh64 = t.xxh64;
 	if (!w->written[k]) w->nwritten++;
 	w->written[k] = 1;
-	/* Keep dirty and cached pages bounded: start write-back now, and drop the
-	 * pages of a record written WB_WINDOW records ago once it is on disk. */
-	sync_file_range(w->fd, (off_t)off, (off_t)g->record_size, SYNC_FILE_RANGE_WRITE);
-	if (w->nrecent == WB_WINDOW) {
-		uint64_t old = w->recent[0];
-		memmove(w->recent, w->recent + 1, sizeof w->recent[0] * (WB_WINDOW - 1));
-		w->nrecent--;
-		sync_file_range(w->fd, (off_t)old, (off_t)g->record_size,
-				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-		posix_fadvise(w->fd, (off_t)old, (off_t)g->record_size, POSIX_FADV_DONTNEED);
+	/* Keep dirty and cached pages bounded (the store can be 150 GB): start
+	 * write-back every WB_CHUNK bytes, and once the previous chunk is on disk
+	 * drop its pages.  Records arrive in file order from the converter. */
+	uint64_t end = off + g->record_size;
+	if (off != w->kick_to) { /* out of order: just kick this record */
+		sync_file_range(w->fd, (off_t)off, (off_t)g->record_size, SYNC_FILE_RANGE_WRITE);
+	} else if (end - w->kick_from >= WB_CHUNK) {
+		sync_file_range(w->fd, (off_t)w->kick_from, (off_t)(end - w->kick_from), SYNC_FILE_RANGE_WRITE);
+		if (w->kick_from > w->wait_from) {
+			sync_file_range(w->fd, (off_t)w->wait_from, (off_t)(w->kick_from - w->wait_from),
+					SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+			posix_fadvise(w->fd, (off_t)w->wait_from, (off_t)(w->kick_from - w->wait_from), POSIX_FADV_DONTNEED);
+		}
+		w->wait_from = w->kick_from;
+		w->kick_from = end;
 	}
-	w->recent[w->nrecent++] = off;
+	w->kick_to = end;
 	return 0;
 }
 
