@@ -94,6 +94,19 @@ static int json_uint(const cJSON *it, uint64_t *out)
 	return 0;
 }
 
+/* Thousands separators, as in the messages of CHECKPOINT.md §7. */
+static const char *commas(char *buf, size_t n, uint64_t v)
+{
+	char tmp[32];
+	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, v), o = 0;
+	for (int i = 0; i < len && o + 2 < (int)n; i++) {
+		if (i && (len - i) % 3 == 0) buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim)
 {
 	size_t o = 0;
@@ -125,7 +138,7 @@ int core_st_parse_header(const char *json, size_t n, uint64_t file_size, const c
 		return core_err_set(e, NV_EFORMAT, fname, NULL, fix,
 				    "header length %zu %s (file size %" PRIu64 ", limit %llu)", n,
 				    n < 2 ? "is too small" : n > ST_MAX_HEADER ? "exceeds the limit" : "exceeds file size",
-				    file_size, ST_MAX_HEADER);
+				    file_size, (unsigned long long)ST_MAX_HEADER);
 	/* Check 6. */
 	size_t bad_at;
 	if (!utf8_valid((const unsigned char *)json, n, &bad_at))
@@ -170,7 +183,7 @@ int core_st_parse_header(const char *json, size_t n, uint64_t file_size, const c
 		rc = core_err_set(e, NV_ENOMEM, fname, NULL, NULL, "out of memory for %zu tensors", cnt);
 		goto out;
 	}
-	size_t i = 0, no = 0;
+	size_t i = 0, no = 0, max_i = 0;
 	uint64_t max_end = 0;
 	cJSON_ArrayForEach(it, root) {
 		const char *nm = it->string;
@@ -259,11 +272,11 @@ int core_st_parse_header(const char *json, size_t n, uint64_t file_size, const c
 			goto out;
 		}
 		if (ovf || en - b != need) {
+			char c1[32], c2[32];
 			rc = core_err_set(e, NV_EFORMAT, fname, nm, fix,
-					  "tensor '%s': byte range [%" PRIu64 ", %" PRIu64 ") holds %" PRIu64
-					  " bytes, shape %s x %s needs %s%" PRIu64,
-					  nm, b, en, en - b, shp, core_dtype_name(x->dtype), ovf ? "more than " : "",
-					  ovf ? UINT64_MAX : need);
+					  "tensor '%s': byte range [%" PRIu64 ", %" PRIu64 ") holds %s bytes, shape %s x %s needs %s%s",
+					  nm, b, en, commas(c1, sizeof c1, en - b), shp, core_dtype_name(x->dtype),
+					  ovf ? "more than " : "", commas(c2, sizeof c2, ovf ? UINT64_MAX : need));
 			goto out;
 		}
 		x->nbytes = need;
@@ -271,21 +284,26 @@ int core_st_parse_header(const char *json, size_t n, uint64_t file_size, const c
 		x->shard = -1;
 		x->data = NULL;
 		rg[i] = (struct range){ b, en, i };
-		if (en > max_end) max_end = en;
+		if (en > max_end) { max_end = en; max_i = i; }
 		i++;
 	}
 	/* Check 9 before the per-tensor range check, so that a truncated download is
 	 * reported as such rather than as one tensor out of range. */
 	uint64_t need_size = 8 + (uint64_t)n + max_end;
 	if (need_size > file_size) {
-		rc = core_err_set(e, NV_EFORMAT, fname, NULL, fix,
-				  "file is %" PRIu64 " bytes, header needs %" PRIu64 " - truncated?", file_size, need_size);
+		char c1[32], c2[32], c3[32];
+		rc = core_err_set(e, NV_EFORMAT, fname, t[max_i].name, fix,
+				  "file is %s bytes, header needs %s (tensor '%s' ends at data offset %s) - truncated?",
+				  commas(c1, sizeof c1, file_size), commas(c2, sizeof c2, need_size), t[max_i].name,
+				  commas(c3, sizeof c3, max_end));
 		goto out;
 	}
 	if (need_size < file_size) {
+		char c1[32], c2[32], c3[32];
 		rc = core_err_set(e, NV_EFORMAT, fname, NULL, fix,
-				  "file is %" PRIu64 " bytes, header accounts for %" PRIu64 " (%" PRIu64
-				  " bytes after the last tensor)", file_size, need_size, file_size - need_size);
+				  "file is %s bytes, header accounts for %s (%s bytes after the last tensor)",
+				  commas(c1, sizeof c1, file_size), commas(c2, sizeof c2, need_size),
+				  commas(c3, sizeof c3, file_size - need_size));
 		goto out;
 	}
 	/* Check 8: ranges do not overlap (empty tensors overlap nothing). */
