@@ -69,5 +69,6 @@ void cli_print_err(const struct nv_err *e);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
 int cli_cmd_convert(int argc, char **argv);
+int cli_cmd_golden(int argc, char **argv);
 
 #endif

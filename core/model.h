@@ -1,0 +1,119 @@
+/* core/model.h - the model: weights bound to a kernel backend, per-sequence state,
+ * and the one forward pass of MODEL.md §4-§11.
+ *
+ * Contract
+ *   core_model_create() binds the tensors of an open checkpoint (core/ckpt.h) to a
+ *   kernel backend (kernels/kern.h): FP8 weights stay E4M3 + E8M0 as stored (wo_a is
+ *   used as exact bf16 values by its kernel), bf16/f32 tensors are used as stored,
+ *   routed experts are only reached through a struct core_expert_src (NULL in the
+ *   options = resident views into the mmapped checkpoint).  It allocates every
+ *   workspace once from opts.max_chunk; nothing is allocated per token.
+ *   The checkpoint, the backend and the expert source are borrowed: they must
+ *   outlive the model.
+ *
+ *   A struct core_seq is the state of one sequence (window rings, compressed caches,
+ *   compressor and indexer states, MTP block state) for up to `ctx` positions.
+ *   core_forward() with p0 == 0 starts a new sequence (state reset, MODEL.md
+ *   §8.5.4); with p0 > 0 it continues and p0 must equal core_seq_pos().  Any S >= 1
+ *   is accepted: the call is cut into chunks of at most the model's chunk size and
+ *   every token gets the per-token (decode) semantics of §8.4-§8.7 - same window,
+ *   compressor emission schedule and indexer visibility - so logits do not depend on
+ *   the chunking (bitwise on the CPU backend).  Attention index lists follow the
+ *   decode convention for every token (window part of width W padded with -1,
+ *   then the compressed part); for lists longer than 64 entries this can differ
+ *   from the reference's prefill padding by bf16 roundings in the faithful mode.
+ *
+ *   Numeric modes: CORE_NUM_FAITHFUL (bf16 rounding points of §10.5 + activation
+ *   quantisation), CORE_NUM_EXACT (quantisation, no bf16 rounding: golden `exact`),
+ *   CORE_NUM_SMOOTH (neither: golden `smooth`).
+ *
+ *   Hooks (for checking) receive host copies, valid during the call only; they
+ *   cost downloads, so leave them NULL in production.
+ *
+ *   Errors: create fails on missing tensors or allocation failure; forward fails on
+ *   bad arguments (p0, S, token ids, ctx exceeded) and expert-source errors, with
+ *   *e filled.  Threads: one thread drives a model and its sequences at a time.
+ */
+#ifndef NV_CORE_MODEL_H
+#define NV_CORE_MODEL_H
+
+#include <stdint.h>
+
+#include "ckpt.h"
+#include "err.h"
+#include "expert_src.h"
+#include "kernels/kern.h"
+
+enum core_numeric { CORE_NUM_FAITHFUL = 0, CORE_NUM_EXACT, CORE_NUM_SMOOTH };
+
+/* "faithful" | "exact" | "smooth" -> 0, or NV_EINVAL. */
+int core_numeric_parse(const char *s, enum core_numeric *out);
+const char *core_numeric_name(enum core_numeric n);
+
+struct core_model_opts {
+	enum core_numeric numeric;
+	int max_chunk;                         /* tokens per chunk (workspace rows); 0 = 64 */
+	const struct core_expert_src *experts; /* NULL = resident */
+};
+
+/* Checking hooks.  block: index (MTP = num_hidden_layers); rows are positions
+ * p0 .. p0+S-1 of the chunk being processed. */
+struct core_hooks {
+	void *ctx;
+	/* residual stream after block `block`: X [S, M, D] */
+	void (*block_out)(void *ctx, int block, int p0, int S, const float *X);
+	/* routed experts of `block`: ids, w [S, k] (ids in selection order) */
+	void (*route)(void *ctx, int block, int p0, int S, int k, const int32_t *ids,
+		      const float *w);
+	/* indexer selection of a ratio-4 block: sel [S, width] compressed entry
+	 * numbers in descending score order, -1 padded */
+	void (*index_sel)(void *ctx, int block, int p0, int S, int width, const int32_t *sel);
+};
+
+struct core_model;
+struct core_seq;
+
+int core_model_create(const struct core_ckpt *ck, struct kern *k, const struct core_model_opts *o,
+		      struct core_model **out, struct nv_err *e);
+void core_model_destroy(struct core_model *m);
+const struct core_config *core_model_config(const struct core_model *m);
+/* Chunk size for later calls, 1 .. max_chunk. */
+int core_model_set_chunk(struct core_model *m, int chunk, struct nv_err *e);
+/* Install (h != NULL) or remove hooks; allocates host copies once. */
+int core_model_set_hooks(struct core_model *m, const struct core_hooks *h, struct nv_err *e);
+
+int core_seq_create(struct core_model *m, int ctx, struct core_seq **out, struct nv_err *e);
+void core_seq_destroy(struct core_seq *sq);
+void core_seq_reset(struct core_seq *sq);
+int core_seq_pos(const struct core_seq *sq); /* next position of the main model */
+
+/* Outputs of one forward call (host memory, owned by the caller). */
+struct core_fwd_io {
+	float *logits;          /* [S, V] when logits_all, else [V] (position p0+S-1); NULL = none */
+	int logits_all;
+	/* MTP (§11): mtp_tok[s] = the id of the token at position p0+s+1; the MTP block
+	 * runs over the same positions right after the main blocks.  NULL = no MTP.
+	 * The MTP state must be fed at every position (its own next position must be
+	 * p0, or p0 == 0). */
+	const int32_t *mtp_tok;
+	float *mtp_logits;      /* [S, V] when mtp_all, else [V]; NULL = none */
+	int mtp_all;
+};
+
+/* Run tokens tok[0..S) at positions p0 .. p0+S-1 (see the contract). */
+int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, int S, int p0,
+		 const struct core_fwd_io *io, struct nv_err *e);
+
+/* Run ONE main block on a supplied input stream (layer-isolated checks): X_in, X_out
+ * [S, M, D] host; tok [S] (hash routing).  Uses and advances that block's state in sq
+ * with the same p0 rules as core_forward (p0 == 0 resets the whole sequence). */
+int core_block_forward(struct core_model *m, struct core_seq *sq, int block, const float *X_in,
+		       const int32_t *tok, int S, int p0, float *X_out, struct nv_err *e);
+
+/* The resident expert source: views into the checkpoint's mmapped shards, made
+ * available to backend k with wmap().  Borrowed by the model; destroy after it. */
+int core_expert_src_resident(const struct core_ckpt *ck, struct kern *k, struct core_expert_src **out,
+			     struct nv_err *e);
+void core_expert_src_resident_destroy(struct core_expert_src *src);
+
+#endif

@@ -1,0 +1,234 @@
+/* kernels/kern.h - the kernel table: every operation the forward pass performs on
+ * activations and state (MODEL.md §4-§11), behind one struct of function pointers.
+ *
+ * Contract
+ *   Backends.  A backend (kern_cpu_create(); later a CUDA one) fills a struct kern.
+ *   The forward pass in core/ is written once against this table and never reads
+ *   or writes activation/state memory itself.
+ *
+ *   Memory.  Three kinds of pointer appear below:
+ *     - backend memory ("B"): from k->alloc(), or a weight made available with
+ *       k->wmap().  core/ may do pointer ARITHMETIC on it (row s of a [S, n] buffer
+ *       is buf + s*n) but never dereferences it; it moves bytes with upload /
+ *       download / copy.  On the CPU backend B memory is ordinary host memory.
+ *     - host memory ("H"): small arrays the caller owns (token ids, descriptors).
+ *     - descriptor structs (kern_fp8w, kern_fp4w, kern_expert, kern_kv) live in host
+ *       memory; the pointers inside them are B memory.
+ *   alloc() returns zeroed B memory (NULL on failure); free() accepts NULL.
+ *   wmap() makes a read-only weight available to the backend: the CPU backend
+ *   returns the host pointer itself (zero copy, e.g. into the mmapped checkpoint);
+ *   a GPU backend uploads it once.  Weights stay valid until destroy().
+ *   Transfers are synchronous: after download() returns, the host bytes are valid.
+ *
+ *   Activations are float32 arrays, row-major, one row per token.  In the faithful
+ *   mode they hold bf16 values (rounded at the points of MODEL.md §10.5); in the
+ *   other modes unrounded f32.  Shapes are given as [rows, cols]; `ld` arguments are
+ *   row strides in elements.  Outputs never alias inputs unless stated ("in place").
+ *
+ *   Numeric mode.  Every op that has a rounding point or a quantisation step takes
+ *   `nm`, a set of flags:
+ *     KERN_RND  round to bf16 (RNE) at the points of MODEL.md §10.5 that the op
+ *               owns, and do the per-head q norm in bf16 arithmetic (§8.1);
+ *     KERN_QNT  activation quantisation: act_quant(128) before FP8/FP4 GEMMs,
+ *               the KV FP8 simulation (qdq8) and the indexer FP4 simulation (qdq4).
+ *   faithful = RND|QNT, exact = QNT (golden `exact`), smooth = 0 (golden `smooth`).
+ *   Without QNT an FP8/FP4 GEMM multiplies the activation itself with the
+ *   dequantised weights.  F32 GEMMs (gate, compressor, head) never round.
+ *   The attention softmax is always processed in 64-entry blocks in list order
+ *   (§8.8); with RND the probabilities are rounded to bf16 before P·V.
+ *
+ *   Row independence.  Every op computes each row (token) with the same arithmetic
+ *   in the same order whatever the number of rows in the call, so a token's result
+ *   does not depend on chunking or batching (bitwise on one backend).
+ *
+ *   Scratch.  reserve(k, rows, width) must be called (by core, once at set-up) with
+ *   rows >= the largest row count of any later call (S, S*M, S*H ...) and width >=
+ *   the largest K or N of any GEMM and the largest row length of any op; ops then
+ *   never allocate.  Ops return nothing and cannot fail (inputs are trusted:
+ *   core validated shapes when binding the model).
+ *
+ *   Threads.  One thread drives a struct kern at a time; a backend may use worker
+ *   threads internally.
+ */
+#ifndef NV_KERN_H
+#define NV_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { KERN_RND = 1, KERN_QNT = 2 };
+
+/* FP8 linear [n, k]: w E4M3 [n, k], s E8M0 [ceil(n/128), ceil(k/128)] (B memory). */
+struct kern_fp8w {
+	const uint8_t *w, *s;
+	int n, k;
+};
+
+/* FP4 linear [n, k]: w packed E2M1 [n, k/2] (even k in the low nibble),
+ * s E8M0 [n, k/32] (B memory). */
+struct kern_fp4w {
+	const uint8_t *w, *s;
+	int n, k;
+};
+
+/* One routed expert: w1, w3 [F, D], w2 [D, F]. */
+struct kern_expert {
+	struct kern_fp4w w1, w3, w2;
+};
+
+/* The KV array of one attention call (§8.7): list entry j < n_win addresses
+ * win[j], n_win <= j < n_win + n_cmp addresses cmp[j - n_win]; -1 = masked.
+ * Rows have head_dim floats. */
+struct kern_kv {
+	const float *win;
+	int n_win;
+	const float *cmp;
+	int n_cmp;
+};
+
+struct kern {
+	const char *name;
+	void *impl; /* backend private */
+
+	/* ---- memory ---- */
+	void *(*alloc)(struct kern *k, size_t bytes);
+	void (*free)(struct kern *k, void *p);
+	void (*upload)(struct kern *k, void *dst_b, const void *src_h, size_t bytes);
+	void (*download)(struct kern *k, void *dst_h, const void *src_b, size_t bytes);
+	void (*copy)(struct kern *k, void *dst_b, const void *src_b, size_t bytes);
+	/* dst[i] = v for i < n (B). */
+	void (*fill)(struct kern *k, float *dst, float v, size_t n);
+	const void *(*wmap)(struct kern *k, const void *host, size_t bytes);
+	int (*reserve)(struct kern *k, int max_rows, int max_width); /* 0 or -ENOMEM */
+	void (*destroy)(struct kern *k);
+
+	/* ---- embedding, elementwise ---- */
+	/* X[s, j, :] = f32(emb[tok[s], :]) for j < M.  X [S, M*D]; emb bf16 [V, D] (B,
+	 * from wmap); tok [S] (H). */
+	void (*embed)(struct kern *k, float *X, const uint16_t *emb, const int32_t *tok,
+		      int S, int D, int M);
+	/* x[i] = bf16(x[i]) with RND, else nothing.  In place, [n]. */
+	void (*round)(struct kern *k, float *x, size_t n, unsigned nm);
+	/* x[i] = rnd(x[i] * c).  In place, [n]. */
+	void (*scale)(struct kern *k, float *x, size_t n, float c, unsigned nm);
+	/* y[s, j, :] = rnd(a[s, j, :] + b[s, :]); y, a [S, M*n], b [S, n]; y may be a. */
+	void (*add_bcast)(struct kern *k, float *y, const float *a, const float *b,
+			  int S, int M, int n, unsigned nm);
+
+	/* ---- norms (§6, §8.1) ---- */
+	/* y[r] = rnd(w ⊙ (x[r] · 1/sqrt(mean(x[r]²) + eps))), rows of n; w bf16 [n].
+	 * y may be x. */
+	void (*rmsnorm)(struct kern *k, float *y, const float *x, const uint16_t *w,
+			int rows, int n, float eps, unsigned nm);
+	/* Per-head q normalisation without weight (§8.1), in place on rows of n. With
+	 * RND every step is rounded to bf16 as the spec writes it. */
+	void (*head_rms)(struct kern *k, float *q, int rows, int n, float eps, unsigned nm);
+
+	/* ---- RoPE (§8.3) ---- */
+	/* For row s (position pos0 + s*pos_step) and head h < nh, rotate the pairs of
+	 * x[s*ld + h*hstride + off + (0 .. dr)] by θ_i = f32(p·freq[i]) (cos/sin
+	 * correctly rounded f32); inverse = multiply by the conjugate.  Each output
+	 * element rnd().  freq [dr/2] (B). */
+	void (*rope)(struct kern *k, float *x, int rows, int ld, int nh, int hstride,
+		     int off, int dr, const float *freq, int pos0, int pos_step, int inverse,
+		     unsigned nm);
+
+	/* ---- quantisation simulations (§10.1, §10.2, §10.6) ---- */
+	/* QDQ8 of x[r*ld + 0 .. len) in blocks of `block`, only with QNT. */
+	void (*qdq8)(struct kern *k, float *x, int rows, int ld, int len, int block,
+		     unsigned nm);
+	/* QDQ4 of x[r*ld + 0 .. len) in blocks of 32, only with QNT. */
+	void (*qdq4)(struct kern *k, float *x, int rows, int ld, int len, unsigned nm);
+	/* Hadamard rotation of each row of n (power of two), in place; output rnd(). */
+	void (*hadamard)(struct kern *k, float *x, int rows, int n, unsigned nm);
+
+	/* ---- linear layers (§7) ---- */
+	/* y[s, 0..W->n) = rnd( x[s, 0..W->k) · Wᵀ ), FP8 GEMM: with QNT the row is
+	 * act_quant(128)-ed and per-block partial sums are scaled by sa·sw (§7.2). */
+	void (*gemm_fp8)(struct kern *k, float *y, int ldy, const float *x, int ldx,
+			 const struct kern_fp8w *W, int S, unsigned nm);
+	/* Grouped wo_a (§8.9): W [G*R, Kg] FP8 used as exact bf16 values, no act_quant.
+	 * y[s, g*R + r] = rnd( Σ_k x[s, g*Kg + k] · W[g*R + r, k] ).  y [S, G*R],
+	 * x [S, G*Kg]. */
+	void (*gemm_fp8_grouped)(struct kern *k, float *y, const float *x,
+				 const struct kern_fp8w *W, int G, int S, unsigned nm);
+	/* y[s, 0..N) = rnd( x[s] · wᵀ ), w bf16 [N, K] (§7.4). */
+	void (*gemm_bf16)(struct kern *k, float *y, int ldy, const float *x, int ldx,
+			  const uint16_t *w, int N, int K, int S, unsigned nm);
+	/* y[s, 0..N) = x[s] · f32(w)ᵀ, f32 output, never rounded (§7.1 "F32"). */
+	void (*gemm_f32)(struct kern *k, float *y, int ldy, const float *x, int ldx,
+			 const uint16_t *w, int N, int K, int S);
+
+	/* ---- hyper-connections (§5) ---- */
+	/* hc_pre with Sinkhorn: X [S, M*D] -> y [S, D] (rnd), post [S, M], comb [S, M*M]
+	 * (f32, comb[j*M + k] mixes input copy j into output copy k).  fn [(2+M)*M, M*D],
+	 * scale [3], base [(2+M)*M] (B, f32 weights). */
+	void (*hc_pre)(struct kern *k, float *y, float *post, float *comb, const float *X,
+		       const float *fn, const float *scale, const float *base, int S, int M,
+		       int D, int iters, float eps_n, float eps_h, unsigned nm);
+	/* Xo[s, k] = rnd( post[s,k]·f[s] + Σ_j comb[s, j*M+k]·R[s, j] ); Xo, R [S, M*D],
+	 * f [S, D].  Xo must not alias R. */
+	void (*hc_post)(struct kern *k, float *Xo, const float *f, const float *R,
+			const float *post, const float *comb, int S, int M, int D, unsigned nm);
+	/* hc_head (§5.4): y [S, D] (rnd) from X [S, M*D]; fn [M, M*D], scale [1], base [M]. */
+	void (*hc_head)(struct kern *k, float *y, const float *X, const float *fn,
+			const float *scale, const float *base, int S, int M, int D,
+			float eps_n, float eps_h, unsigned nm);
+
+	/* ---- compressor (§8.5) ---- */
+	/* Streams the S tokens at positions p0 .. p0+S-1 through a compressor of ratio
+	 * r (4: overlapping, c = 2; otherwise c = 1) and head size d.  kt, gt [S, c*d]
+	 * are the f32 projections (gt WITHOUT ape; the op adds ape[p mod r], ape
+	 * [r, c*d]).  State Kst, Gst [c*r, c*d] (§8.5.4; reset: K = 0, G = -inf).
+	 * Every window w completed inside the call (floor(p0/r) <= w <
+	 * floor((p0+S)/r)) is pooled (§8.5.2) into u[(w - floor(p0/r))*d .. +d) (f32,
+	 * not rounded); afterwards the state equals what token-by-token streaming leaves. */
+	void (*compress)(struct kern *k, float *u, float *Kst, float *Gst, const float *kt,
+			 const float *gt, const float *ape, int S, int p0, int r, int d);
+
+	/* ---- indexer (§8.6) ---- */
+	/* sc[s*ld_sc + t] = rnd( Σ_h rnd( max(rnd(q[s,h]·ic[t]), 0) · w[s, h] ) ) for
+	 * t < n.  q [S, HI*dI], w [S, HI], ic [n, dI]. */
+	void (*idx_score)(struct kern *k, float *sc, int ld_sc, const float *q, const float *w,
+			  const float *ic, int n, int S, int HI, int dI, unsigned nm);
+	/* Top-k per row (§8.6, §10.7): row s sees t < nv = min(n, floor((p0+s+1)/r));
+	 * kk = min(kmax, nv) entries of largest sc, descending, ties to the lower t;
+	 * idx[s*ld_idx + j] = sel_j + offset for j < kk, -1 for kk <= j < width. */
+	void (*topk)(struct kern *k, int32_t *idx, int ld_idx, const float *sc, int ld_sc,
+		     int S, int n, int p0, int r, int kmax, int width, int offset);
+
+	/* ---- sparse attention with sink (§8.8) ---- */
+	/* o[s, h*dh ..] = attention of q[s, h*dh ..] over the list idx[s*n_idx .. +n_idx)
+	 * (entries into kv, -1 masked; the first entry of every list is valid), scale
+	 * tau, sink[h] (f32 [H]) in the denominator, 64-entry blocks; output rnd(). */
+	void (*attn)(struct kern *k, float *o, const float *q, const struct kern_kv *kv,
+		     const int32_t *idx, int n_idx, const float *sink, int S, int H, int dh,
+		     float tau, unsigned nm);
+
+	/* ---- MoE (§9) ---- */
+	/* Routing: a = sqrt(softplus(logits)) [S, E].  bias != NULL (score-routed): ids =
+	 * top-k of a + bias, descending, ties to the lower id.  bias == NULL (hash): ids
+	 * are given (uploaded by the caller).  w[s, j] = a[ids_j] / Σ a[ids] · gamma.
+	 * ids, w [S, topk]. */
+	void (*route)(struct kern *k, int32_t *ids, float *w, const float *logits,
+		      const float *bias, int S, int E, int topk, float gamma);
+	/* One routed expert on a list of rows: for i < n, slot = slots[i] (B), token row
+	 * s = slot / topk, weight wt[slot]:  acc[s] += f32(y) with
+	 *   g = FP4(w1, x[s]), u = FP4(w3, x[s]) (rnd outputs), clamps with limit > 0,
+	 *   h = rnd(wt · silu(g) · u), y = rnd(FP4(w2, h))   (§9.2).
+	 * acc [S, D] f32, x [S, D]. */
+	void (*moe_expert)(struct kern *k, float *acc, const float *x,
+			   const struct kern_expert *ex, const int32_t *slots, int n,
+			   const float *wt, int topk, float limit, unsigned nm);
+	/* Shared expert activation: h = rnd(silu(g) · u), all [rows, n]. */
+	void (*swiglu)(struct kern *k, float *h, const float *g, const float *u, int rows,
+		       int n, unsigned nm);
+	/* y = rnd(acc + b), [n] (MoE combination: routed sum plus shared expert). */
+	void (*add_round)(struct kern *k, float *y, const float *acc, const float *b,
+			  size_t n, unsigned nm);
+};
+
+/* The reference CPU backend (kernels/cpu/). NULL on allocation failure. */
+struct kern *kern_cpu_create(void);
+
+#endif
