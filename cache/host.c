@@ -213,11 +213,14 @@ static void unmap_slot(struct cache_host *c, int s)
 	else c->pol->remove(c->pol_st, s);
 }
 
-static int take_slot(struct cache_host *c)
+/* A prefetch never evicts another prefetched-unused slot: among a layer's hinted
+ * experts the oldest are needed first, so that would only thrash. */
+static int take_slot(struct cache_host *c, unsigned flags)
 {
 	if (c->nfree > 0) return c->free_stack[--c->nfree];
-	for (int s = c->pf_head; s >= 0; s = c->pf_next[s])
-		if (evictable(c, s)) { unmap_slot(c, s); c->st.evictions++; return s; }
+	if (!(flags & CACHE_PREFETCH))
+		for (int s = c->pf_head; s >= 0; s = c->pf_next[s])
+			if (evictable(c, s)) { unmap_slot(c, s); c->st.evictions++; return s; }
 	int s = c->pol->victim(c->pol_st, evictable, c);
 	if (s < 0) return -1;
 	CHECK(evictable(c, s));
@@ -261,7 +264,7 @@ int cache_host_get(struct cache_host *c, int block, int expert, unsigned flags, 
 		return s;
 	}
 	if (!(flags & CACHE_ALLOC)) return -1;
-	s = take_slot(c);
+	s = take_slot(c, flags);
 	if (s < 0) {
 		int nref = 0;
 		for (int i = 0; i < c->nslots; i++) nref += c->refs[i] > 0;

@@ -12,9 +12,9 @@
  *   It indexes (block, expert) -> slot, counts references (a referenced slot is
  *   never evicted, reused or moved), tracks each slot's state (FREE, LOADING,
  *   LOADED = bytes arrived but unchecked, READY, FAILED) and picks victims: free
- *   slots first, then prefetched-but-never-used slots (oldest first), then the
- *   eviction policy's order (cache/policy.h) among slots that are unreferenced and
- *   not LOADING.  When no slot can be taken, get() fails with NV_EFIT and a clear
+ *   slots first, then prefetched-but-never-used slots (oldest first; not for a
+ *   prefetch, which never displaces another), then the eviction policy's order
+ *   (cache/policy.h) among slots that are unreferenced and not LOADING.  When no slot can be taken, get() fails with NV_EFIT and a clear
  *   message (never waits): cache_host_nloading() tells whether waiting for a load
  *   in flight could help.
  *

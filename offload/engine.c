@@ -105,6 +105,7 @@ void offload_engine_opts_env(struct offload_engine_opts *o)
 	else if (s && !strcmp(s, "uring")) o->mode = OFFLOAD_IO_URING;
 	else if (s && !strcmp(s, "buffered")) o->no_direct = 1;
 	if ((s = getenv("NVMOE_IO_FAIL_NTH"))) o->fail_nth = atol(s);
+	if ((s = getenv("NVMOE_IO_FAIL_COUNT"))) o->fail_count = atol(s);
 	if ((s = getenv("NVMOE_IO_SHORT_CAP"))) o->short_cap = (size_t)atoll(s);
 }
 
@@ -281,7 +282,8 @@ static void issue_hooks(struct offload_engine *g, struct ereq *q, int backend)
 	long n = ++g->issued;
 	g->st.requests++;
 	if (backend == BK_RING) g->st.ring_requests++; else g->st.pool_requests++;
-	if (g->o.fail_nth && n == g->o.fail_nth) { q->synth = 1; q->synth_res = -EIO; }
+	long cnt = g->o.fail_count > 0 ? g->o.fail_count : 1;
+	if (g->o.fail_nth && n >= g->o.fail_nth && n - g->o.fail_nth < cnt) { q->synth = 1; q->synth_res = -EIO; }
 	else if (g->o.eagain_nth && n == g->o.eagain_nth) { q->synth = 1; q->synth_res = -EAGAIN; }
 	else q->synth = 0;
 }

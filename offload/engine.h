@@ -58,13 +58,14 @@ struct offload_engine_opts {
 	int max_files;         /* file table capacity (default 256) */
 	/* Test hooks (diagnostics; 0 = off). Requests are counted from 1 over the
 	 * engine's life, in issue order. */
-	long fail_nth;         /* request number fail_nth completes with -EIO */
+	long fail_nth;         /* request number fail_nth completes with -EIO ... */
+	long fail_count;       /* ... and so do the fail_count - 1 after it (0 = 1) */
 	long eagain_nth;       /* request number eagain_nth completes once with -EAGAIN */
 	size_t short_cap;      /* every transfer moves at most short_cap bytes (multiple of 4096) */
 };
 
 /* Defaults, then the diagnostic environment: NVMOE_IO=uring|pread|buffered,
- * NVMOE_IO_FAIL_NTH=N, NVMOE_IO_SHORT_CAP=BYTES. */
+ * NVMOE_IO_FAIL_NTH=N, NVMOE_IO_FAIL_COUNT=K, NVMOE_IO_SHORT_CAP=BYTES. */
 void offload_engine_opts_default(struct offload_engine_opts *o);
 void offload_engine_opts_env(struct offload_engine_opts *o);
 

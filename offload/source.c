@@ -46,6 +46,7 @@ struct offload_source {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint64_t verified;
+	uint64_t retried;
 	const int64_t *tid2eid[CORE_MAX_BLOCKS]; /* [V][k] per hash layer, NULL when unmapped */
 	int tid_rows, tid_k;
 	char warning[600];
@@ -230,7 +231,7 @@ static int src_acquire(void *ctx, int b, int x, struct core_expert_view *v, stru
 			int rc = io->status ? io->status : NV_EIO;
 			cache_host_unref(s->c, slot);
 			cache_host_drop(s->c, slot);
-			if (!own) continue; /* a failed prefetch: read it again on demand */
+			if (!own) { s->retried++; continue; } /* a failed prefetch: read it again on demand */
 			pthread_mutex_unlock(&s->mu);
 			if (e) *e = fe;
 			return rc;
@@ -414,6 +415,7 @@ void offload_source_stats(struct offload_source *s, struct offload_source_stats 
 	pthread_mutex_lock(&s->mu);
 	cache_host_stats(s->c, &st->cache);
 	st->verified = s->verified;
+	st->retried = s->retried;
 	pthread_mutex_unlock(&s->mu);
 	offload_engine_stats(s->eng, &st->io);
 }

@@ -15,7 +15,8 @@
  *   blocks until the bytes are there and checked, and fails, never skips: an I/O
  *   error, a short file, a checksum mismatch or a full cache of in-use experts
  *   gives an error naming the layer (or MTP block) and expert, the file, the offset
- *   and the cause; a later acquire of the same expert reads it again.  hint()
+ *   and the cause; a later acquire of the same expert reads it again (so does an
+ *   acquire that finds a failed prefetch: only its own read's failure is final).  hint()
  *   starts reads at prefetch priority into prefetched-unused slots (evicted
  *   first); token_known() prefetches the hash-routed layers' experts (tid2eid).
  *   acquire/release/hint/token_known are called from one thread (the forward
@@ -43,6 +44,7 @@ struct offload_source_stats {
 	struct cache_host_stats cache;
 	struct offload_engine_stats io;
 	uint64_t verified;         /* records whose checksum was checked */
+	uint64_t retried;          /* failed prefetches read again on demand */
 };
 
 struct offload_source;

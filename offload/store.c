@@ -456,22 +456,27 @@ int offload_store_check(const struct offload_store *s, int block, int expert, co
 	const struct offload_store_index_ent *ent = &s->idx[k];
 	struct offload_rec_trailer t;
 	memcpy(&t, (const uint8_t *)record + g->trailer_off, sizeof t);
-	char nm[96];
-	offload_store_expert_name(g, block, expert, nm, sizeof nm);
-	if (memcmp(t.magic, OFFLOAD_REC_MAGIC, 8) || t.block != (uint32_t)block || t.expert != (uint32_t)expert)
-		return core_err_set(e, NV_EFORMAT, s->path, nm, HINT_RECONVERT,
-				    "record at offset %llu (%llu bytes): trailer %s block %u expert %u",
-				    (unsigned long long)ent->offset, (unsigned long long)g->record_size,
-				    memcmp(t.magic, OFFLOAD_REC_MAGIC, 8) ? "has no record magic," : "names",
-				    t.block, t.expert);
+	int magic_ok = !memcmp(t.magic, OFFLOAD_REC_MAGIC, 8);
+	int names_ok = magic_ok && t.block == (uint32_t)block && t.expert == (uint32_t)expert;
 	uint64_t x = XXH64(record, g->payload_size, 0);
-	if (x != ent->xxh64 || t.xxh64 != ent->xxh64)
+	if (x == ent->xxh64 && names_ok && t.xxh64 == ent->xxh64) return 0;
+	char nm[96], tr[96];
+	offload_store_expert_name(g, block, expert, nm, sizeof nm);
+	if (!magic_ok) snprintf(tr, sizeof tr, "; its trailer is missing (zeroed or overwritten)");
+	else if (!names_ok) snprintf(tr, sizeof tr, "; its trailer names block %u expert %u", t.block, t.expert);
+	else tr[0] = 0;
+	if (x != ent->xxh64)
 		return core_err_set(e, NV_ECHECKSUM, s->path, nm, HINT_RECONVERT,
 				    "record at offset %llu (%llu bytes): checksum %016llx, expected %016llx%s",
 				    (unsigned long long)ent->offset, (unsigned long long)g->payload_size,
-				    (unsigned long long)x, (unsigned long long)ent->xxh64,
-				    t.xxh64 != ent->xxh64 ? " (trailer disagrees with the index)" : "");
-	return 0;
+				    (unsigned long long)x, (unsigned long long)ent->xxh64, tr);
+	if (!names_ok)
+		return core_err_set(e, NV_EFORMAT, s->path, nm, HINT_RECONVERT,
+				    "record at offset %llu (%llu bytes): payload checksum matches%s",
+				    (unsigned long long)ent->offset, (unsigned long long)g->record_size, tr);
+	return core_err_set(e, NV_ECHECKSUM, s->path, nm, HINT_RECONVERT,
+			    "record at offset %llu: trailer checksum %016llx disagrees with the index's %016llx",
+			    (unsigned long long)ent->offset, (unsigned long long)t.xxh64, (unsigned long long)ent->xxh64);
 }
 
 int offload_store_verify(const struct offload_store *s,

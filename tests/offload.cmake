@@ -2,3 +2,6 @@
 nv_add_c_test(test_offload_engine unit ${CMAKE_SOURCE_DIR}/tests/test_offload_engine.c)
 nv_add_c_test(test_offload_cache unit ${CMAKE_SOURCE_DIR}/tests/test_offload_cache.c)
 nv_add_c_test(test_offload_store unit ${CMAKE_SOURCE_DIR}/tests/test_offload_store.c)
+nv_add_c_test(test_offload_source unit ${CMAKE_SOURCE_DIR}/tests/test_offload_source.c)
+add_dependencies(test_offload_source mkmodel)
+nv_add_test(NAME test_offload_source_golden LABEL model COMMAND test_offload_source golden)
