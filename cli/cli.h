@@ -81,6 +81,8 @@ void cli_experts_close(struct cli_experts *x);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
 int cli_cmd_convert(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
 int cli_cmd_golden(int argc, char **argv);
 
 #endif

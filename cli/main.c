@@ -15,6 +15,7 @@ struct cli_cmd {
 /* One line per subcommand (keep in the order of DESIGN.md §6, then tools). */
 static const struct cli_cmd g_cmds[] = {
 	{"convert", cli_cmd_convert, "write the expert store and resident pack of an HF checkpoint"},
+	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
 };

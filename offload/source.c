@@ -69,27 +69,23 @@ static uint64_t now_ns(void)
 
 /* ---------------------------------------------------------------- read plans */
 
-struct run { int part; int shard; uint64_t off, len; };
-
-/* Reads for (block, expert) from the HF shards into a slot; returns the slot
- * bytes the plan needs.  io may be NULL (sizing only). */
-static uint64_t hf_plan(const struct offload_source *s, int b, int x, struct sio *io, char *slot)
+uint64_t offload_hf_runs(const struct core_tensor *const parts[OFFLOAD_NPARTS],
+			 struct offload_run runs[OFFLOAD_NPARTS], int *nruns, uint64_t view_off[OFFLOAD_NPARTS])
 {
-	struct run r[OFFLOAD_NPARTS];
-	const struct core_tensor **t = &s->hf[((size_t)b * (size_t)s->g.nexperts + (size_t)x) * OFFLOAD_NPARTS];
+	struct { int part; int shard; uint64_t off, len; } r[OFFLOAD_NPARTS], tmp;
 	for (int p = 0; p < OFFLOAD_NPARTS; p++) {
 		r[p].part = p;
-		r[p].shard = t[p]->shard;
-		r[p].off = t[p]->file_offset;
-		r[p].len = t[p]->nbytes;
+		r[p].shard = parts[p]->shard;
+		r[p].off = parts[p]->file_offset;
+		r[p].len = parts[p]->nbytes;
 	}
 	for (int i = 1; i < OFFLOAD_NPARTS; i++) /* by (shard, offset) */
 		for (int j = i; j > 0 && (r[j].shard < r[j - 1].shard ||
 					 (r[j].shard == r[j - 1].shard && r[j].off < r[j - 1].off)); j--) {
-			struct run tmp = r[j]; r[j] = r[j - 1]; r[j - 1] = tmp;
+			tmp = r[j]; r[j] = r[j - 1]; r[j - 1] = tmp;
 		}
 	uint64_t pos = 0;
-	int nrd = 0;
+	int n = 0;
 	for (int i = 0; i < OFFLOAD_NPARTS;) {
 		uint64_t start = offload_align_down(r[i].off), end = r[i].off + r[i].len;
 		int j = i + 1;
@@ -97,21 +93,40 @@ static uint64_t hf_plan(const struct offload_source *s, int b, int x, struct sio
 			if (r[j].off + r[j].len > end) end = r[j].off + r[j].len;
 			j++;
 		}
-		if (io) {
-			struct offload_read *rd = &io->rd[nrd];
-			memset(rd, 0, sizeof *rd);
-			rd->file = s->shard_fid[r[i].shard];
-			rd->off = start;
-			rd->len = end - start;
-			rd->buf = slot + pos;
-			for (int k = i; k < j; k++) io->view_off[r[k].part] = pos + (r[k].off - start);
-		}
-		nrd++;
+		runs[n].shard = r[i].shard;
+		runs[n].off = start;
+		runs[n].len = end - start;
+		runs[n].slot_pos = pos;
+		for (int k = i; k < j; k++) view_off[r[k].part] = pos + (r[k].off - start);
+		n++;
 		pos += offload_align_up(end - start);
 		i = j;
 	}
-	if (io) io->nrd = nrd;
+	*nruns = n;
 	return pos;
+}
+
+/* Reads for (block, expert) from the HF shards into a slot; returns the slot
+ * bytes the plan needs.  io may be NULL (sizing only). */
+static uint64_t hf_plan(const struct offload_source *s, int b, int x, struct sio *io, char *slot)
+{
+	const struct core_tensor *const *t = &s->hf[((size_t)b * (size_t)s->g.nexperts + (size_t)x) * OFFLOAD_NPARTS];
+	struct offload_run runs[OFFLOAD_NPARTS];
+	uint64_t voff[OFFLOAD_NPARTS];
+	int n;
+	uint64_t need = offload_hf_runs(t, runs, &n, voff);
+	if (!io) return need;
+	for (int i = 0; i < n; i++) {
+		struct offload_read *rd = &io->rd[i];
+		memset(rd, 0, sizeof *rd);
+		rd->file = s->shard_fid[runs[i].shard];
+		rd->off = runs[i].off;
+		rd->len = runs[i].len;
+		rd->buf = slot + runs[i].slot_pos;
+	}
+	memcpy(io->view_off, voff, sizeof voff);
+	io->nrd = n;
+	return need;
 }
 
 static void store_plan(const struct offload_source *s, int b, int x, struct sio *io, char *slot)

@@ -64,4 +64,12 @@ const char *offload_source_warning(const struct offload_source *s);
 /* Bytes of one expert slot (store record or shard read layout). */
 uint64_t offload_source_slot_size(const struct offload_source *s);
 
+/* The reads of one expert from HF shards: its six tensors (parts in the order of
+ * enum OFFLOAD_W1..) sorted by (shard, offset), neighbours merged, each run widened
+ * to 4 KiB alignment and placed at slot_pos in a slot; view_off[p] is where part p
+ * lands.  Returns the slot bytes needed.  Also used by `nvmoe bench --io`. */
+struct offload_run { int shard; uint64_t off, len, slot_pos; };
+uint64_t offload_hf_runs(const struct core_tensor *const parts[6], struct offload_run runs[6],
+			 int *nruns, uint64_t view_off[6]);
+
 #endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# nvmoe convert on a synthetic checkpoint: a complete conversion, refusal to
+# overwrite without --force, a conversion killed with SIGKILL midway (a hook kills
+# the process after N experts: deterministic, no sleeps) leaves no complete-looking
+# output and no damage to an existing one, the next run removes the debris.
+set -u
+NV="$NV_BUILD/nvmoe"
+MK="$NV_BUILD/mkmodel"
+T=$(mktemp -d "$NV_BUILD/ot-conv-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$MK" --preset tiny-ci --out "$T/hf" --quiet >/dev/null 2>&1 || { echo "mkmodel failed"; exit 1; }
+
+# 1. complete conversion
+"$NV" convert "$T/hf" --out "$T/out" >"$T/o1" 2>"$T/e1" || fail "convert exited $?: $(cat "$T/e1")"
+for f in experts.nvmoe config.json generation_config.json model.safetensors.index.json model-00001-of-00001.safetensors; do
+  [ -f "$T/out/$f" ] || fail "converted directory lacks $f"
+done
+grep -q "100%" "$T/e1" || fail "no progress bar reaching 100% on stderr"
+grep -q "converted .* 56 experts" "$T/o1" || fail "summary line: $(cat "$T/o1")"
+ls "$T" | grep -q 'out.tmp-' && fail "temporary directory left after success"
+sum1=$(cksum < "$T/out/experts.nvmoe")
+
+# 2. refuses to overwrite
+if "$NV" convert "$T/hf" --out "$T/out" >/dev/null 2>"$T/e2"; then fail "overwrote without --force"; fi
+grep -q -- "--force" "$T/e2" || fail "refusal message does not mention --force: $(cat "$T/e2")"
+[ "$(cksum < "$T/out/experts.nvmoe")" = "$sum1" ] || fail "refused conversion changed the output"
+
+# 3. killed midway (SIGKILL after 20 of 56 experts): nothing complete-looking
+NVMOE_TEST_CONVERT_KILL_AFTER=20 "$NV" convert "$T/hf" --out "$T/k" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 137 ] || fail "killed conversion exited $rc, expected 137 (SIGKILL)"
+[ -e "$T/k" ] && fail "a killed conversion left $T/k"
+tmpd=$(ls -d "$T"/k.tmp-* 2>/dev/null | head -1)
+[ -n "$tmpd" ] || fail "no temporary directory (was the kill before any write?)"
+if [ -n "$tmpd" ]; then
+  [ -e "$tmpd/experts.nvmoe" ] && fail "killed conversion left a store under its final name"
+  [ -f "$tmpd/experts.nvmoe.part" ] || fail "no partial store (kill came too early?)"
+  # the partial store has no header: not mistaken for a store
+  [ "$(head -c 8 "$tmpd/experts.nvmoe.part")" = "NVMOEXST" ] && fail "partial store carries the store magic"
+fi
+
+# 4. the next conversion into the same place removes the debris and succeeds
+"$NV" convert "$T/hf" --out "$T/k" >/dev/null 2>"$T/e4" || fail "convert after a kill exited $?: $(cat "$T/e4")"
+grep -q "removing .*k.tmp-.*interrupted" "$T/e4" || fail "stale temporary directory not reported: $(cat "$T/e4")"
+ls "$T" | grep -q 'k.tmp-' && fail "stale temporary directory not removed"
+cmp -s "$T/k/experts.nvmoe" "$T/out/experts.nvmoe" || fail "second conversion differs from the first"
+
+# 5. --force killed midway leaves the old output intact; --force completes
+NVMOE_TEST_CONVERT_KILL_AFTER=30 "$NV" convert "$T/hf" --out "$T/out" --force >/dev/null 2>&1
+[ "$(cksum < "$T/out/experts.nvmoe")" = "$sum1" ] || fail "a killed --force conversion damaged the existing output"
+"$NV" convert "$T/hf" --out "$T/out" --force >/dev/null 2>"$T/e5" || fail "--force exited $?: $(cat "$T/e5")"
+[ "$(cksum < "$T/out/experts.nvmoe")" = "$sum1" ] || fail "--force result differs"
+ls "$T" | grep -q 'out.old-\|out.tmp-' && fail "debris after --force: $(ls "$T")"
+
+# 6. bad input: a missing source, a converted source
+"$NV" convert "$T/nope" --out "$T/x" >/dev/null 2>"$T/e6" && fail "converted a missing directory"
+grep -q "nope" "$T/e6" || fail "missing source not named: $(cat "$T/e6")"
+"$NV" convert "$T/out" --out "$T/x" >/dev/null 2>"$T/e7" && fail "converted a converted directory"
+grep -q "already converted" "$T/e7" || fail "converted source message: $(cat "$T/e7")"
+
+[ $fails -eq 0 ] && echo ok
+[ $fails -eq 0 ]
