@@ -45,6 +45,7 @@ struct cli_opts {
 	const char *file;         /* --file */
 	const char *ids_json;     /* --ids JSON (detokenize) */
 	const char *thinking_mode;/* template parse --thinking-mode */
+	const char *tokenizer;    /* --tokenizer DIR|FILE (template render --ids) */
 	const char *mode;         /* golden --mode smooth|exact|faithful|all */
 	const char *trace_experts;/* --trace-experts FILE */
 	uint64_t vram, ram;       /* plan */
@@ -83,6 +84,15 @@ void cli_experts_close(struct cli_experts *x);
 int cli_cmd_convert(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
+int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_plan(int argc, char **argv);
+
+/* "159,609,485,896" / "148.65 GiB" into buf; return buf (cli/cmd_inspect.c). */
+const char *cli_fmt_count(char *buf, size_t n, uint64_t v);
+const char *cli_fmt_size(char *buf, size_t n, uint64_t v);
 int cli_cmd_golden(int argc, char **argv);
+int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
+int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
 
 #endif

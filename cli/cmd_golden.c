@@ -6,11 +6,11 @@
  *   logits_decode (prefill P, then decode), mtp_logits_last / mtp_logits_all, and
  *   per-layer hidden, each row within TOL_SMOOTH of the row's max |value|; expert
  *   ids (main and MTP) and indexer selections equal as sets at every position/layer.
- * exact, faithful (statistical, the bounds are derived from the manifest's
- *   `sensitivity.<mode>` figures at relative noise 1e-6, i.e. ten times the noise
- *   of a different f32 summation order): each layer is fed the stored input stream
- *   (hidden of layer l-1) and its per-position row errors are summarised; end to end,
- *   the median |diff| of logits_all and the argmax agreement. */
+ * exact, faithful (statistical, bounds derived from the manifest's
+ *   `sensitivity.<mode>` figures, see check_stat): each layer is fed the stored input
+ *   stream (hidden of layer l-1) and its per-position row errors are summarised
+ *   (median, p90, share within 1e-2); end to end, the median |diff| of logits_all,
+ *   the argmax agreement and the expert-set agreement. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -92,6 +92,15 @@ static void *gload(struct gcase *g, const char *mode, const char *name, size_t *
 	free(buf);
 	*count = n;
 	return out;
+}
+
+/* Is modes.<mode>[.files.<name>] listed in the manifest?  (A compact case may omit
+ * whole modes or the large `hidden`; what the manifest lists must exist.) */
+static int glisted(struct gcase *g, const char *mode, const char *name)
+{
+	cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->man, "modes"), mode);
+	if (name) f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f, "files"), name);
+	return f != NULL;
 }
 
 /* sensitivity.<mode>[relative_noise == noise].<key> (cJSON) */
@@ -276,7 +285,8 @@ static int check_smooth(struct gcase *g, struct kern *k)
 	memset(cp.sel, 0xff, (size_t)L * nb * g->TI * 4);
 	if (!(r_la = gload(g, "smooth", "logits_all", &n, 0)) || !(r_last = gload(g, "smooth", "logits_prefill_last", &n, 0)) ||
 	    !(r_dec = gload(g, "smooth", "logits_decode", &n, 0)) || !(r_mlast = gload(g, "smooth", "mtp_logits_last", &n, 0)) ||
-	    !(r_mla = gload(g, "smooth", "mtp_logits_all", &n, 0)) || !(r_hid = gload(g, "smooth", "hidden", &n, 0)) ||
+	    !(r_mla = gload(g, "smooth", "mtp_logits_all", &n, 0)) ||
+	    (glisted(g, "smooth", "hidden") && !(r_hid = gload(g, "smooth", "hidden", &n, 0))) ||
 	    !(r_ids = gload(g, "smooth", "expert_ids", &n, 1)) || !(r_sel = gload(g, "smooth", "index_sel", &n, 1)) ||
 	    !(r_mids = gload(g, "smooth", "mtp_expert_ids", &n, 1)))
 		goto out;
@@ -289,7 +299,8 @@ static int check_smooth(struct gcase *g, struct kern *k)
 	row_rel_check(g, "logits_decode", dec, r_dec, g->N, V, TOL_SMOOTH);
 	row_rel_check(g, "mtp_logits_last", mlast, r_mlast, 1, V, TOL_SMOOTH);
 	row_rel_check(g, "mtp_logits_all", mla, r_mla, L - 1, V, TOL_SMOOTH);
-	row_rel_check(g, "hidden (every position, layer)", cp.hidden, r_hid, L * nb, (int)MD, TOL_SMOOTH);
+	if (r_hid) row_rel_check(g, "hidden (every position, layer)", cp.hidden, r_hid, L * nb, (int)MD, TOL_SMOOTH);
+	else printf("%-9s %-30s not in this case's manifest: skipped\n", g->mode, "hidden");
 	int fb = -1, bad = set_rows(cp.ids, K, r_ids, K, L * nb, &fb);
 	row(g, "expert_ids (sets)", (long)L * nb, "rows differing", bad, "<=", 0, bad == 0);
 	if (bad) printf("          first at position %d layer %d\n", fb / nb, fb % nb);
@@ -353,20 +364,31 @@ static int check_stat(struct gcase *g, struct kern *k, const char *mode, enum co
 		struct cli_rowstats st;
 		cli_row_rel(got, xout, L, (int)MD, rel, &st);
 		free(tmp);
-		cJSON *ref = cJSON_GetArrayItem(iso, l);
-		/* bounds: the typical row must sit at the noise floor measured with 1e-6
-		 * noise (x10 + an absolute floor for f32 arithmetic), and the share of rows
-		 * hit by quantisation flips may not exceed that of the 1e-6 run by more
-		 * than 10 points */
-		double med_b = fmax(10 * jnum(ref, "median", 1e-5), num == CORE_NUM_EXACT ? 2e-5 : 1e-2);
-		double f2_b = jnum(ref, "frac_below_1e-2", 1.0) - 0.10;
+		cJSON *ref6 = cJSON_GetArrayItem(iso, l);
+		cJSON *ref7 = cJSON_GetArrayItem(gsens(g, mode, 1e-7, "hidden_isolated_row_rel"), l);
+		/* Bounds from the manifest's sensitivity runs (stored inputs, noise injected
+		 * into every inexact result).  An f32 evaluation differs from the float64
+		 * golden by noise of ~1e-7 relative per operation, so:
+		 *   exact:    the typical row sits at the float noise floor: median <= 10x the
+		 *             median measured with 1e-7 noise;
+		 *   faithful: bf16 re-rounding dominates: median <= 2x the 1e-6-noise median
+		 *             (at least 2e-3, the README's ~1e-3 bf16 floor with a factor 2);
+		 *   both:     p90 <= 2x the 1e-6-noise p90 (+ the floor), and the share of rows
+		 *             within 1e-2 may trail the 1e-6-noise run by at most 10 points
+		 *             (quantisation flips hit a few rows per layer). */
+		double med_b = num == CORE_NUM_EXACT ? 10 * jnum(ref7, "median", 1e-7)
+						     : fmax(2 * jnum(ref6, "median", 1e-3), 2e-3);
+		double p90_b = 2 * jnum(ref6, "p90", 1e-3) + (num == CORE_NUM_EXACT ? 1e-6 : 2e-3);
+		double f2_b = jnum(ref6, "frac_below_1e-2", 1.0) - 0.10;
 		char name[64];
 		snprintf(name, sizeof name, "layer %d isolated: median", l);
 		row(g, name, L, "row rel", st.median, "<=", med_b, st.median <= med_b);
+		snprintf(name, sizeof name, "layer %d isolated: p90", l);
+		row(g, name, L, "row rel", st.p90, "<=", p90_b, st.p90 <= p90_b);
 		snprintf(name, sizeof name, "layer %d isolated: rows<1e-2", l);
 		row(g, name, L, "fraction", st.frac_1e2, ">=", f2_b, st.frac_1e2 >= f2_b);
-		printf("          p90 %.2e p99 %.2e max %.2e (1e-6 noise: median %.2e p90 %.2e max %.2e)\n", st.p90,
-		       st.p99, st.max, jnum(ref, "median", NAN), jnum(ref, "p90", NAN), jnum(ref, "max", NAN));
+		printf("          p99 %.2e max %.2e (1e-6 noise: median %.2e p90 %.2e max %.2e)\n", st.p99, st.max,
+		       jnum(ref6, "median", NAN), jnum(ref6, "p90", NAN), jnum(ref6, "max", NAN));
 	}
 	/* end to end: whole sequence, all logits (per-token semantics = one-token steps) */
 	if (core_model_set_hooks(m, &h, &e)) goto err;
@@ -388,16 +410,19 @@ static int check_stat(struct gcase *g, struct kern *k, const char *mode, enum co
 		struct cli_rowstats st;
 		cli_rowstats(ad, L * V, &st);
 		free(ad);
+		/* end to end the chain amplifies quantisation flips: compare distributions
+		 * with the 1e-6-noise run (median |diff| within 1.5x, argmax agreement and
+		 * expert-set agreement at most 10 points lower) */
 		cJSON *lr = gsens(g, mode, 1e-6, "logits_all_rows");
-		double med_b = 2 * jnum(lr, "median_abs", 0.1) + (num == CORE_NUM_EXACT ? 0.01 : 0.05);
-		double arg_b = jnum(lr, "argmax_agree", 0.8) - 0.15;
+		double med_b = 1.5 * jnum(lr, "median_abs", 0.1);
+		double arg_b = jnum(lr, "argmax_agree", 0.8) - 0.10;
 		row(g, "logits_all: median |diff|", (long)L * V, "abs", st.median, "<=", med_b, st.median <= med_b);
 		row(g, "logits_all: argmax agreement", L, "fraction", (double)agree / L, ">=", arg_b,
 		    (double)agree / L >= arg_b);
 		int fb, bad = set_rows(cp.ids, K, r_ids, K, L * nb, &fb);
 		double eagree = 1.0 - (double)bad / (L * nb);
 		cJSON *ea = gsens(g, mode, 1e-6, "expert_ids_agree");
-		double e_b = (cJSON_IsNumber(ea) ? ea->valuedouble : 0.9) - 0.15;
+		double e_b = (cJSON_IsNumber(ea) ? ea->valuedouble : 0.9) - 0.10;
 		row(g, "expert_ids: rows agreeing", (long)L * nb, "fraction", eagree, ">=", e_b, eagree >= e_b);
 	}
 	rc = 0;
@@ -484,6 +509,17 @@ int cli_cmd_golden(int argc, char **argv)
 	       g.dir, g.L, g.P, g.N, g.nb, TOL_SMOOTH);
 	printf("%-9s %-30s %7s  %-14s %11s    %-10s %s\n", "mode", "check", "n", "measure", "value", "bound", "result");
 	int err = 0;
+	const char *names[3] = { "smooth", "exact", "faithful" };
+	int *want[3] = { &want_s, &want_e, &want_f };
+	for (int i = 0; i < 3; i++)
+		if (*want[i] && !glisted(&g, names[i], NULL)) {
+			if (strcmp(o.mode, "all")) {
+				fprintf(stderr, "nvmoe golden: %s/manifest.json has no mode '%s'\n", g.dir, names[i]);
+				goto out;
+			}
+			printf("%-9s not in this case's manifest: skipped\n", names[i]);
+			*want[i] = 0;
+		}
 	if (want_s) { g.mode = "smooth"; err |= check_smooth(&g, k); }
 	if (want_e) { g.mode = "exact"; err |= check_stat(&g, k, "exact", CORE_NUM_EXACT); }
 	if (want_f) { g.mode = "faithful"; err |= check_stat(&g, k, "faithful", CORE_NUM_FAITHFUL); }

@@ -16,8 +16,13 @@ struct cli_cmd {
 static const struct cli_cmd g_cmds[] = {
 	{"convert", cli_cmd_convert, "write the expert store and resident pack of an HF checkpoint"},
 	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
+	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
+	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
+	{"tokenize", cli_cmd_tokenize, "text -> token ids (JSON array)"},
+	{"detokenize", cli_cmd_detokenize, "token ids -> text"},
+	{"template", cli_cmd_template, "render a chat request / parse a completion (CHAT.md)"},
 };
 
 static int cmd_version(int argc, char **argv)

@@ -43,7 +43,7 @@ enum {
 	O_TOPK, O_THINK, O_ALLOW_EXTRA, O_VERIFY, O_JSON, O_FORCE, O_SMOOTH, O_RAW, O_IDS,
 	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
 	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
-	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK,
+	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK, O_TOKENIZER,
 };
 
 static const struct option g_long[] = {
@@ -74,6 +74,7 @@ static const struct option g_long[] = {
 	{"text", required_argument, 0, O_TEXT},
 	{"file", required_argument, 0, O_FILE},
 	{"thinking-mode", required_argument, 0, O_THINKING_MODE},
+	{"tokenizer", required_argument, 0, O_TOKENIZER},
 	{"mode", required_argument, 0, O_MODE},
 	{"trace-experts", required_argument, 0, O_TRACE},
 	{"vram", required_argument, 0, O_VRAM},
@@ -178,6 +179,7 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_TEXT: o->text = a; break;
 		case O_FILE: o->file = a; break;
 		case O_THINKING_MODE: o->thinking_mode = a; break;
+		case O_TOKENIZER: o->tokenizer = a; break;
 		case O_MODE: o->mode = a; break;
 		case O_TRACE: o->trace_experts = a; break;
 		case O_VRAM: if (cli_parse_size(a, &o->vram)) return bad(cmd, "vram", a, "a size like 24G"); break;

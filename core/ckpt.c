@@ -535,13 +535,6 @@ out:
 	return rc;
 }
 
-/* Read a whole tensor into buf (from the map or with pread). */
-static int tensor_bytes(const struct core_ckpt *ck, const struct core_tensor *t, void *buf, struct nv_err *e)
-{
-	if (t->data) { memcpy(buf, t->data, (size_t)t->nbytes); return 0; }
-	return core_ckpt_pread(ck, t, 0, buf, (size_t)t->nbytes, e);
-}
-
 /* Check 14: tid2eid ids in [0, E), distinct within a row (duplicates: warning). */
 static int check_tid2eid(struct core_ckpt *ck, struct nv_err *e)
 {
@@ -554,7 +547,8 @@ static int check_tid2eid(struct core_ckpt *ck, struct nv_err *e)
 		int64_t rows = t->shape[0], k = t->shape[1];
 		int64_t *v = malloc(t->nbytes ? (size_t)t->nbytes : 1);
 		if (!v) return core_err_set(e, NV_ENOMEM, ck->sh[t->shard].path, nm, NULL, "out of memory");
-		int rc = tensor_bytes(ck, t, v, e);
+		/* pread, not the map: faulting in a mapping costs more than a copy */
+		int rc = core_ckpt_pread(ck, t, 0, v, (size_t)t->nbytes, e);
 		if (rc) { free(v); return rc; }
 		int64_t ndup = 0, dup_row = -1, dup_id = 0;
 		for (int64_t r = 0; r < rows; r++) {
@@ -634,30 +628,24 @@ static int scan_chunk(const struct core_ckpt *ck, const struct core_tensor *t, c
 			    "'%s' holds %s at %s", t->name, what, at);
 }
 
+/* pread in chunks rather than the map: page faults cost more than the copy,
+ * and the scan must not leave 160 GB mapped-in behind it. */
 static int full_scan(const struct core_ckpt *ck, struct nv_err *e)
 {
 	const size_t CH = 8u << 20;
-	unsigned char *buf = NULL;
-	for (size_t i = 0; i < ck->nt; i++) {
+	unsigned char *buf = malloc(CH);
+	if (!buf) return core_err_set(e, NV_ENOMEM, ck->dir, NULL, NULL, "out of memory");
+	int rc = 0;
+	for (size_t i = 0; i < ck->nt && !rc; i++) {
 		const struct core_tensor *t = &ck->t[i];
-		for (uint64_t off = 0; off < t->nbytes; off += CH) {
+		for (uint64_t off = 0; off < t->nbytes && !rc; off += CH) {
 			size_t n = (size_t)(t->nbytes - off < CH ? t->nbytes - off : CH);
-			const unsigned char *p;
-			if (t->data) {
-				p = (const unsigned char *)t->data + off;
-			} else {
-				if (!buf && !(buf = malloc(CH)))
-					return core_err_set(e, NV_ENOMEM, ck->dir, NULL, NULL, "out of memory");
-				int rc = core_ckpt_pread(ck, t, off, buf, n, e);
-				if (rc) { free(buf); return rc; }
-				p = buf;
-			}
-			int rc = scan_chunk(ck, t, p, n, off, e);
-			if (rc) { free(buf); return rc; }
+			rc = core_ckpt_pread(ck, t, off, buf, n, e);
+			if (!rc) rc = scan_chunk(ck, t, buf, n, off, e);
 		}
 	}
 	free(buf);
-	return 0;
+	return rc;
 }
 
 int core_ckpt_open(const char *dir, const struct core_ckpt_opts *opts, struct core_ckpt **out, struct nv_err *e)

@@ -300,12 +300,23 @@ int ckw_write(const struct ckw *c, const char *dir)
 	cJSON *root = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(root, "metadata");
 	cJSON_AddNumberToObject(md, "total_size", c->total_size >= 0 ? (double)c->total_size : (double)sum);
 	cJSON *wm = cJSON_AddObjectToObject(root, "weight_map");
+	/* first copy of a name wins; a hash set keeps this linear for 69k names */
+	size_t hcap = 16;
+	while (hcap < 2 * c->n) hcap <<= 1;
+	size_t *set = calloc(hcap, sizeof *set);
 	for (size_t i = 0; i < c->n; i++) {
 		const struct ckw_tensor *t = &c->t[i];
-		if (cJSON_GetObjectItemCaseSensitive(wm, t->name)) continue; /* first copy wins */
+		uint64_t h = 0xcbf29ce484222325ull;
+		for (const char *q = t->name; *q; q++) h = (h ^ (unsigned char)*q) * 0x100000001b3ull;
+		size_t sl = (size_t)h & (hcap - 1);
+		int dup = 0;
+		while (set[sl] && !(dup = !strcmp(c->t[set[sl] - 1].name, t->name))) sl = (sl + 1) & (hcap - 1);
+		if (dup) continue;
+		set[sl] = i + 1;
 		int s = c->idx_name && !strcmp(c->idx_name, t->name) ? c->idx_shard : t->shard;
 		cJSON_AddStringToObject(wm, t->name, ckw_shard_name(c, s, sn, sizeof sn));
 	}
+	free(set);
 	char *txt = cJSON_Print(root);
 	cJSON_Delete(root);
 	snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);

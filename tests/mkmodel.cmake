@@ -6,3 +6,4 @@ nv_add_test(NAME test_mkmodel_release LABEL unit COMMAND test_mkmodel release)
 nv_add_test(NAME test_mkmodel_demo LABEL model COMMAND test_mkmodel demo)
 nv_add_c_test(test_mkmodel_codec unit ${CMAKE_SOURCE_DIR}/tests/test_mkmodel_codec.c
   ${CMAKE_SOURCE_DIR}/tools/mkmodel/gen.c)
+nv_add_test(NAME test_mkmodel_golden LABEL unit COMMAND test_mkmodel golden)

@@ -9,7 +9,7 @@
  * of CHECKPOINT.md §2.1 checked on the raw bytes.  The checkpoint reader
  * (core_ckpt_open, with the full NaN scan) must accept every file.
  *
- * Usage: test_mkmodel [unit|edge|release|demo]   (default: unit)
+ * Usage: test_mkmodel [unit|edge|release|demo|golden]   (default: unit)
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -572,6 +572,41 @@ static void test_demo(void)
 	}
 }
 
+/* tiny-a-like / tiny-b-like have the inventory of the shipped golden checkpoints
+ * (names, dtypes, shapes; the golden files hold other weights and 2 shards). */
+static void test_golden_like(void)
+{
+	const char *sh = tu_require_shared();
+	for (int c = 0; c < 2; c++) {
+		char a[600], args[800], g[700], buf[2048];
+		snprintf(a, sizeof a, "%s/tiny-%c", g_tmp, "ab"[c]);
+		snprintf(g, sizeof g, "%s/golden/tiny-%c/ckpt", sh, "ab"[c]);
+		snprintf(args, sizeof args, "--preset tiny-%c-like --out %s", "ab"[c], a);
+		TU_CHECK(run(args) == 0, "mkmodel %s failed: %s", args, read_out());
+		struct core_ckpt *mine = open_ck(a, 1), *gold = NULL;
+		struct core_ckpt_opts o = {0};
+		struct nv_err e;
+		if (core_ckpt_open(g, &o, &gold, &e)) {
+			TU_CHECK(0, "open %s: %s", g, core_err_str(&e, buf, sizeof buf));
+			core_ckpt_close(mine);
+			continue;
+		}
+		if (mine) {
+			TU_CHECK(core_ckpt_ntensors(mine) == core_ckpt_ntensors(gold), "tiny-%c: %zu tensors, golden %zu",
+				 "ab"[c], core_ckpt_ntensors(mine), core_ckpt_ntensors(gold));
+			for (size_t i = 0; i < core_ckpt_ntensors(gold); i++) {
+				const struct core_tensor *t = core_ckpt_tensor(gold, i);
+				const struct core_tensor *m = core_ckpt_find(mine, t->name);
+				int same = m && m->dtype == t->dtype && m->ndim == t->ndim;
+				for (int d = 0; same && d < t->ndim; d++) same = m->shape[d] == t->shape[d];
+				TU_CHECK(same, "tiny-%c: %s differs from the golden checkpoint", "ab"[c], t->name);
+			}
+		}
+		core_ckpt_close(mine);
+		core_ckpt_close(gold);
+	}
+}
+
 /* Bad input: one message, non-zero exit, no checkpoint. */
 static void test_errors(void)
 {
@@ -600,13 +635,14 @@ static void test_errors(void)
 
 int main(int argc, char **argv)
 {
+	const char *what = argc > 1 ? argv[1] : "unit";
+	if (!strcmp(what, "demo") || !strcmp(what, "golden")) tu_require_shared(); /* skip before mkdtemp */
 	const char *b = getenv("NV_BUILD");
 	snprintf(g_tmp, sizeof g_tmp, "%s/mkmodel-test-XXXXXX", b ? b : "/tmp");
 	if (!mkdtemp(g_tmp)) {
 		perror("mkdtemp");
 		return 1;
 	}
-	const char *what = argc > 1 ? argv[1] : "unit";
 	if (!strcmp(what, "unit")) {
 		test_tiny_ci();
 		test_overrides();
@@ -617,8 +653,10 @@ int main(int argc, char **argv)
 		test_release();
 	} else if (!strcmp(what, "demo")) {
 		test_demo();
+	} else if (!strcmp(what, "golden")) {
+		test_golden_like();
 	} else {
-		fprintf(stderr, "usage: test_mkmodel [unit|edge|release|demo]\n");
+		fprintf(stderr, "usage: test_mkmodel [unit|edge|release|demo|golden]\n");
 		return 2;
 	}
 	if (!tu_failures) {

@@ -259,14 +259,15 @@ static int gen_plain(const struct gen_ctx *g, const struct gen_job *j, struct ge
 	size_t es = core_dtype_size(t->dtype);
 	uint64_t cols = numel(t) / (uint64_t)t->shape[0], per = GEN_CHUNK / es;
 	uint64_t b = (uint64_t)j->r0 * cols, end = (uint64_t)j->r1 * cols;
-	int is_embed = !strcmp(t->name, "embed.weight");
+	/* embed row 7, dims 0..127: exactly 0 (the act_quant floor); [z0, z1) */
+	uint64_t z0 = 7 * cols, z1 = z0 + (cols < 128 ? cols : 128);
+	if (strcmp(t->name, "embed.weight") || t->shape[0] <= 7) z0 = z1 = 0;
 	uint64_t st = gen_skip(gen_stream_seed(t->name, g->seed), 4 * b);
 	for (uint64_t i0 = b; i0 < end; i0 += per) {
 		uint64_t m = end - i0 < per ? end - i0 : per;
 		for (uint64_t i = 0; i < m; i++) {
 			float v = draw(&r, &st);
-			/* embed row 7, dims 0..127: exactly 0 (the act_quant floor) */
-			if (is_embed && (i0 + i) / cols == 7 && (i0 + i) % cols < 128) v = 0.0f;
+			if (i0 + i - z0 < z1 - z0) v = 0.0f;
 			if (t->dtype == CORE_DT_F32) {
 				memcpy(w->codes + 4 * i, &v, 4);
 			} else {

@@ -638,6 +638,7 @@ int main(int argc, char **argv)
 		{"print-config", no_argument, 0, O_PRINT}, {"quiet", no_argument, 0, O_QUIET},
 		{"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
 	};
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct opts o = {.seed = GEN_DEFAULT_SEED, .ov = {.layers = -1, .experts = -1}};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o.threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;

@@ -1,0 +1,172 @@
+/* cli/cmd_tokenize.c - `nvmoe tokenize` and `nvmoe detokenize` (CHAT.md Part A). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "core/tokenizer.h"
+
+/* Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer. */
+static char *slurp(const char *path, size_t *n, struct nv_err *e)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	if (!f) {
+		core_err_set(e, -errno, path, NULL, NULL, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf) break;
+		if (len + 1 >= cap) {
+			char *p = realloc(buf, cap *= 2);
+			if (!p) { free(buf); buf = NULL; break; }
+			buf = p;
+		}
+		size_t got = fread(buf + len, 1, cap - len - 1, f);
+		len += got;
+		if (!got) break;
+	}
+	int bad = ferror(f);
+	if (f != stdin) fclose(f);
+	if (!buf || bad) {
+		free(buf);
+		core_err_set(e, buf ? NV_EIO : NV_ENOMEM, path, NULL, NULL, buf ? "read error" : "out of memory");
+		return NULL;
+	}
+	buf[len] = 0;
+	*n = len;
+	return buf;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void print_ids(const int32_t *v, size_t n)
+{
+	putchar('[');
+	for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", v[i]);
+	printf("]\n");
+}
+
+static int usage_tok(FILE *f, int rc)
+{
+	fprintf(f, "usage: nvmoe tokenize MODEL (--text T | --file F) [--raw] [--stats]\n"
+		   "  MODEL: a directory with tokenizer.json (or tokenizer.reconstructed.json), or the file.\n"
+		   "  Prints the ids as a JSON array.  Added-token strings (<｜User｜>, ...) become their\n"
+		   "  ids; --raw encodes them as plain text.  --stats prints timing to stderr.\n");
+	return rc;
+}
+
+int cli_cmd_tokenize(int argc, char **argv)
+{
+	struct cli_opts o;
+	int rc = cli_opts_parse(argc, argv, &o);
+	if (rc == 3) return usage_tok(stdout, 0);
+	if (rc) return usage_tok(stderr, 2);
+	if (o.nargs != 1 || (!o.text) == (!o.file)) {
+		fprintf(stderr, "nvmoe tokenize: need MODEL and exactly one of --text or --file\n");
+		return usage_tok(stderr, 2);
+	}
+	struct nv_err e = {0};
+	struct core_tok *t = NULL;
+	double t0 = now_s();
+	if (core_tok_load(o.args[0], &t, &e)) { cli_print_err(&e); return 1; }
+	double t1 = now_s();
+	size_t n = 0;
+	char *text = NULL;
+	if (o.file) {
+		text = slurp(o.file, &n, &e);
+		if (!text) { cli_print_err(&e); core_tok_destroy(t); return 1; }
+	}
+	struct core_tok_ids ids = {0};
+	double t2 = now_s();
+	rc = core_tok_encode(t, text ? text : o.text, text ? n : strlen(o.text), o.raw ? CORE_TOK_NO_SPECIAL : 0,
+			     &ids, &e);
+	double t3 = now_s();
+	if (rc) {
+		if (o.file) snprintf(e.object, sizeof e.object, "%s", o.file);
+		cli_print_err(&e);
+	} else {
+		print_ids(ids.v, ids.n);
+		if (o.stats) {
+			size_t bytes = text ? n : strlen(o.text);
+			fprintf(stderr, "load %.3f s; %zu bytes -> %zu ids in %.3f s (%.1f MB/s)\n", t1 - t0, bytes,
+				ids.n, t3 - t2, (t3 - t2) > 0 ? bytes / 1e6 / (t3 - t2) : 0.0);
+		}
+	}
+	core_tok_ids_free(&ids);
+	free(text);
+	core_tok_destroy(t);
+	return rc ? 1 : 0;
+}
+
+static int usage_detok(FILE *f, int rc)
+{
+	fprintf(f, "usage: nvmoe detokenize MODEL --ids=JSON | --file F | IDS_JSON\n"
+		   "  Prints the text of a JSON array of ids, byte for byte (no newline added);\n"
+		   "  invalid UTF-8 comes out as U+FFFD.\n");
+	return rc;
+}
+
+int cli_cmd_detokenize(int argc, char **argv)
+{
+	struct cli_opts o;
+	int rc = cli_opts_parse(argc, argv, &o);
+	if (rc == 3) return usage_detok(stdout, 0);
+	if (rc) return usage_detok(stderr, 2);
+	const char *json = o.ids_json;
+	if (!json && o.nargs == 2) json = o.args[1];
+	if (o.nargs < 1 || o.nargs > 2 || (!json && !o.file) || (json && o.file) ||
+	    (o.ids_json && o.nargs == 2)) {
+		fprintf(stderr, "nvmoe detokenize: need MODEL and the ids (--ids=JSON, --file F or an argument)\n");
+		return usage_detok(stderr, 2);
+	}
+	struct nv_err e = {0};
+	size_t n = 0;
+	char *buf = NULL;
+	const char *src = o.file ? o.file : "--ids";
+	if (o.file && !(buf = slurp(o.file, &n, &e))) { cli_print_err(&e); return 1; }
+	cJSON *arr = cJSON_Parse(buf ? buf : json);
+	int32_t *ids = NULL;
+	int count = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+	rc = 1;
+	if (count < 0) {
+		core_err_set(&e, NV_EINVAL, src, NULL, "write the ids as a JSON array, e.g. [0, 19923]",
+			     "not a JSON array of ids");
+		goto out;
+	}
+	ids = malloc(((size_t)count + 1) * sizeof *ids);
+	int i = 0;
+	for (const cJSON *c = arr->child; c; c = c->next, i++) {
+		if (!cJSON_IsNumber(c) || c->valuedouble != (double)(int32_t)c->valuedouble) {
+			core_err_set(&e, NV_EINVAL, src, NULL, "ids are integers",
+				     "element %d is not an integer id", i);
+			goto out;
+		}
+		ids[i] = (int32_t)c->valuedouble;
+	}
+	struct core_tok *t = NULL;
+	if (core_tok_load(o.args[0], &t, &e)) goto out;
+	char *text;
+	size_t tn;
+	if (!core_tok_decode(t, ids, (size_t)count, 0, &text, &tn, &e)) {
+		fwrite(text, 1, tn, stdout);
+		free(text);
+		rc = 0;
+	}
+	core_tok_destroy(t);
+out:
+	if (rc) cli_print_err(&e);
+	free(ids);
+	cJSON_Delete(arr);
+	free(buf);
+	return rc;
+}

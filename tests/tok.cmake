@@ -1,0 +1,7 @@
+# Tokenizer, chat format and sampler (CHAT.md, MODEL.md §12).
+nv_add_c_test(test_tok_tiny unit ${CMAKE_SOURCE_DIR}/tests/test_tok_tiny.c)
+nv_add_c_test(test_tok_ref unit ${CMAKE_SOURCE_DIR}/tests/test_tok_ref.c)
+nv_add_c_test(test_chat_rules unit ${CMAKE_SOURCE_DIR}/tests/test_chat_rules.c)
+nv_add_c_test(test_chat_ref unit ${CMAKE_SOURCE_DIR}/tests/test_chat_ref.c)
+nv_add_c_test(test_sampler unit ${CMAKE_SOURCE_DIR}/tests/test_sampler.c)
+nv_add_test(NAME tok_cli LABEL unit COMMAND bash ${CMAKE_SOURCE_DIR}/tests/tok_cli.sh $<TARGET_FILE:nvmoe>)
