@@ -79,6 +79,9 @@ struct core_expert_src;
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e);
 void cli_experts_close(struct cli_experts *x);
+/* inspect --verify of a converted model: check the checksum of every record of the
+ * expert store; prints bad records and a summary.  0 when all are good, else 1. */
+int cli_verify_store(const struct core_ckpt *ck);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
 int cli_cmd_convert(int argc, char **argv);

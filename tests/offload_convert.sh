@@ -61,5 +61,31 @@ grep -q "nope" "$T/e6" || fail "missing source not named: $(cat "$T/e6")"
 "$NV" convert "$T/out" --out "$T/x" >/dev/null 2>"$T/e7" && fail "converted a converted directory"
 grep -q "already converted" "$T/e7" || fail "converted source message: $(cat "$T/e7")"
 
+# 7. inspect --verify: every record's checksum; a flipped byte is named precisely
+"$NV" inspect "$T/out" --verify >"$T/o8" 2>"$T/e8" || fail "inspect --verify of a good store exited $?: $(cat "$T/e8")"
+grep -q "56 records checked .*: 0 bad" "$T/o8" || fail "verify summary: $(grep store "$T/o8")"
+cp -r "$T/out" "$T/bad"
+# record of layer 1 expert 2: records start at 8192 (header + 1 KiB index, 4 KiB aligned),
+# 53248-byte records (52224 payload + trailer, 4 KiB aligned), block-major with 8 experts
+off=$((8192 + (1 * 8 + 2) * 53248))
+printf '\xff' | dd of="$T/bad/experts.nvmoe" bs=1 seek=$((off + 777)) conv=notrunc 2>/dev/null
+"$NV" inspect "$T/bad" --verify >"$T/o9" 2>"$T/e9" && fail "inspect --verify passed a corrupted store"
+grep -q "bad record: .*experts.nvmoe: layer 1 expert 2: record at offset $off .*checksum" "$T/e9" ||
+  fail "bad record message: $(cat "$T/e9")"
+grep -q ": 1 bad" "$T/o9" || fail "bad count: $(grep store "$T/o9")"
+# a missing store is named as such
+rm "$T/bad/experts.nvmoe"
+"$NV" inspect "$T/bad" >/dev/null 2>"$T/e10" && fail "inspect passed a converted directory without its store"
+grep -q "expert store .*experts.nvmoe is missing" "$T/e10" || fail "missing store message: $(cat "$T/e10")"
+
+# 8. bench --io on the converted model and on the HF shards (JSON)
+for m in out hf; do
+  "$NV" bench --io "$T/$m" --json >"$T/b.json" 2>"$T/eb" || fail "bench --io $m exited $?: $(cat "$T/eb")"
+  [ "$(grep -c '"engine_gbps"' "$T/b.json")" -eq 4 ] || fail "bench --io $m: not 4 queue depths: $(cat "$T/b.json")"
+  grep -q '"mmap_gbps"' "$T/b.json" || fail "bench --io $m: no mmap rate"
+  grep -q '"fadvise_ok":	true' "$T/b.json" || fail "bench --io $m: cold-cache note missing"
+  if command -v python3 >/dev/null; then python3 -m json.tool "$T/b.json" >/dev/null || fail "bench --io $m: invalid JSON"; fi
+done
+
 [ $fails -eq 0 ] && echo ok
 [ $fails -eq 0 ]
