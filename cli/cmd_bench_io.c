@@ -100,6 +100,7 @@ static double run_engine(struct bio *b, int qd, int mode, struct nv_err *e, char
 {
 	struct offload_engine_opts o;
 	offload_engine_opts_default(&o);
+	offload_engine_opts_env(&o); /* NVMOE_IO_REQUEST etc. (diagnostics) */
 	o.queue_depth = qd;
 	o.mode = mode;
 	/* enough experts in flight to keep qd requests busy */
@@ -351,7 +352,9 @@ int cli_bench_io(const struct cli_opts *o)
 	if (plan(ck, &b, &is_store, &e)) { cli_print_err(&e); goto out; }
 	struct offload_engine_opts eo;
 	offload_engine_opts_default(&eo);
-	double eng[NQD], fio[NQD], pread_rate;
+	offload_engine_opts_env(&eo);
+	double eng[NQD], fio[NQD], fio1[NQD], fior[NQD], pread_rate;
+	size_t rbs = (size_t)offload_align_up(b.slot); /* one expert per request */
 	char fnote[400] = "", desc[512] = "", pdesc[512] = "";
 	if (!o->json)
 		fprintf(stderr, "nvmoe bench --io: %d experts in random order, %.2f GB per measurement, %s\n", b.n, b.bytes / 1e9,
@@ -359,8 +362,13 @@ int cli_bench_io(const struct cli_opts *o)
 	for (int i = 0; i < NQD; i++) {
 		eng[i] = run_engine(&b, g_qds[i], OFFLOAD_IO_AUTO, &e, i == NQD - 1 ? desc : NULL, sizeof desc);
 		if (eng[i] < 0) { cli_print_err(&e); goto out; }
-		fio[i] = run_fio(&b, g_qds[i], eo.request_size, fnote, sizeof fnote);
-		if (!o->json) fprintf(stderr, "  qd %2d: engine %.2f GB/s, fio %s\n", g_qds[i], eng[i], fio[i] >= 0 ? "done" : fnote);
+		/* raw rate: the better of fio with the engine's request size and with whole experts */
+		fio1[i] = run_fio(&b, g_qds[i], eo.request_size, fnote, sizeof fnote);
+		fior[i] = rbs > eo.request_size ? run_fio(&b, g_qds[i], rbs, fnote, sizeof fnote) : -1;
+		fio[i] = fio1[i] > fior[i] ? fio1[i] : fior[i];
+		if (!o->json)
+			fprintf(stderr, "  qd %2d: engine %.2f GB/s, fio %.2f / %.2f GB/s (1 MiB / expert-size blocks)\n", g_qds[i],
+				eng[i], fio1[i], fior[i]);
 	}
 	pread_rate = run_engine(&b, 16, OFFLOAD_IO_PREAD, &e, pdesc, sizeof pdesc);
 	double mm = run_mmap(&b, &e);
@@ -376,6 +384,7 @@ int cli_bench_io(const struct cli_opts *o)
 		cJSON_AddNumberToObject(r, "experts", b.n);
 		cJSON_AddNumberToObject(r, "bytes_per_run", (double)b.bytes);
 		cJSON_AddNumberToObject(r, "request_size", (double)eo.request_size);
+		cJSON_AddNumberToObject(r, "expert_read_size", (double)rbs);
 		cJSON_AddStringToObject(r, "engine_path", desc);
 		for (int i = 0; i < NQD; i++) {
 			cJSON *x = cJSON_CreateObject();
@@ -383,6 +392,8 @@ int cli_bench_io(const struct cli_opts *o)
 			cJSON_AddNumberToObject(x, "engine_gbps", eng[i]);
 			if (fio[i] >= 0) cJSON_AddNumberToObject(x, "fio_gbps", fio[i]);
 			else cJSON_AddNullToObject(x, "fio_gbps");
+			if (fio1[i] >= 0) cJSON_AddNumberToObject(x, "fio_request_size_gbps", fio1[i]);
+			if (fior[i] >= 0) cJSON_AddNumberToObject(x, "fio_expert_size_gbps", fior[i]);
 			if (fio[i] > 0) cJSON_AddNumberToObject(x, "engine_over_fio", eng[i] / fio[i]);
 			cJSON_AddItemToArray(ea, x);
 		}
@@ -408,11 +419,15 @@ int cli_bench_io(const struct cli_opts *o)
 		printf("expert reads: %s, %d experts (random order), %.2f GB per run, %zu KiB requests\n",
 		       is_store ? "expert store" : "HF shards", b.n, b.bytes / 1e9, eo.request_size >> 10);
 		printf("engine: %s\n", desc);
-		printf("%4s  %14s  %14s  %12s\n", "qd", "engine GB/s", "fio GB/s", "engine/fio");
+		printf("%4s  %12s  %14s  %14s  %11s\n", "qd", "engine GB/s", "fio 1MiB GB/s", "fio expert GB/s", "engine/fio");
 		for (int i = 0; i < NQD; i++) {
-			if (fio[i] > 0) printf("%4d  %14.3f  %14.3f  %12.3f\n", g_qds[i], eng[i], fio[i], eng[i] / fio[i]);
-			else printf("%4d  %14.3f  %14s  %12s\n", g_qds[i], eng[i], "-", "-");
+			char f1[32] = "-", fr[32] = "-", ra[32] = "-";
+			if (fio1[i] > 0) snprintf(f1, sizeof f1, "%.3f", fio1[i]);
+			if (fior[i] > 0) snprintf(fr, sizeof fr, "%.3f", fior[i]);
+			if (fio[i] > 0) snprintf(ra, sizeof ra, "%.3f", eng[i] / fio[i]);
+			printf("%4d  %12.3f  %14s  %14s  %11s\n", g_qds[i], eng[i], f1, fr, ra);
 		}
+		printf("(engine/fio: against the better fio block size at that depth)\n");
 		if (fio_best < 0) printf("fio: %s\n", fnote);
 		printf("pread pool (qd 16): %.3f GB/s\n", pread_rate);
 		printf("mmap (page cache): %.3f GB/s\n", mm);

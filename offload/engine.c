@@ -107,6 +107,8 @@ void offload_engine_opts_env(struct offload_engine_opts *o)
 	if ((s = getenv("NVMOE_IO_FAIL_NTH"))) o->fail_nth = atol(s);
 	if ((s = getenv("NVMOE_IO_FAIL_COUNT"))) o->fail_count = atol(s);
 	if ((s = getenv("NVMOE_IO_SHORT_CAP"))) o->short_cap = (size_t)atoll(s);
+	if ((s = getenv("NVMOE_IO_REQUEST"))) o->request_size = (size_t)atoll(s);
+	if ((s = getenv("NVMOE_IO_QD"))) o->queue_depth = atoi(s);
 }
 
 /* ---------------------------------------------------------------- queues */
@@ -695,6 +697,21 @@ int offload_engine_submit(struct offload_engine *g, struct offload_read *r, int 
 	}
 	if (n == 0 && grp->done) grp->done(grp, grp->arg);
 	return 0;
+}
+
+void offload_engine_promote(struct offload_engine *g, struct offload_group *grp)
+{
+	pthread_mutex_lock(&g->mu);
+	for (int b = 0; b < 2; b++) {
+		struct rq *pf = &g->q[b][OFFLOAD_PRIO_PREFETCH], keep = { NULL, NULL };
+		while (pf->head) {
+			struct offload_read *r = pf->head;
+			q_pop(pf);
+			q_push(r->grp_ == grp ? &g->q[b][OFFLOAD_PRIO_DEMAND] : &keep, r);
+		}
+		*pf = keep;
+	}
+	pthread_mutex_unlock(&g->mu);
 }
 
 int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, struct nv_err *e)

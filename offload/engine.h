@@ -65,7 +65,8 @@ struct offload_engine_opts {
 };
 
 /* Defaults, then the diagnostic environment: NVMOE_IO=uring|pread|buffered,
- * NVMOE_IO_FAIL_NTH=N, NVMOE_IO_FAIL_COUNT=K, NVMOE_IO_SHORT_CAP=BYTES. */
+ * NVMOE_IO_FAIL_NTH=N, NVMOE_IO_FAIL_COUNT=K, NVMOE_IO_SHORT_CAP=BYTES,
+ * NVMOE_IO_REQUEST=BYTES (request size), NVMOE_IO_QD=N (queue depth). */
 void offload_engine_opts_default(struct offload_engine_opts *o);
 void offload_engine_opts_env(struct offload_engine_opts *o);
 
@@ -125,6 +126,9 @@ int offload_engine_file_direct(const struct offload_engine *g, int id);
  * (bad arguments, e.g. a misaligned O_DIRECT read) without queuing anything. */
 int offload_engine_submit(struct offload_engine *g, struct offload_read *r, int n, int prio,
 			  struct offload_group *grp, struct nv_err *e);
+/* Move the still-queued reads of grp to demand priority (a prefetch that is now
+ * needed); a no-op for reads already in flight or done. */
+void offload_engine_promote(struct offload_engine *g, struct offload_group *grp);
 /* Block until grp is done; returns its status and copies its error into e. */
 int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, struct nv_err *e);
 /* A done group's status and error (for `done` callbacks). */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "offload/store.h"
 
@@ -28,6 +29,7 @@ struct sio {                         /* the I/O of one slot */
 	uint64_t view_off[OFFLOAD_NPARTS]; /* part p at slot + view_off[p] */
 	uint64_t bytes;
 	int status;
+	int prio;                          /* engine priority of the load */
 	struct nv_err err;
 };
 
@@ -47,6 +49,7 @@ struct offload_source {
 	pthread_cond_t cv;
 	uint64_t verified;
 	uint64_t retried;
+	uint64_t promoted;
 	const int64_t *tid2eid[CORE_MAX_BLOCKS]; /* [V][k] per hash layer, NULL when unmapped */
 	int tid_rows, tid_k;
 	char warning[600];
@@ -172,6 +175,7 @@ static void start_load(struct offload_source *s, int slot, int b, int x, int pri
 	io->block = b;
 	io->expert = x;
 	io->status = 0;
+	io->prio = prio;
 	if (s->store) store_plan(s, b, x, io, mem);
 	else hf_plan(s, b, x, io, mem);
 	io->bytes = 0;
@@ -222,6 +226,12 @@ static int src_acquire(void *ctx, int b, int x, struct core_expert_view *v, stru
 			start_load(s, slot, b, x, OFFLOAD_PRIO_DEMAND);
 		}
 		if (cache_host_state(s->c, slot) == CACHE_LOADING) {
+			if (s->io[slot].prio != OFFLOAD_PRIO_DEMAND) {
+				/* a prefetch is needed now: its queued reads go first */
+				offload_engine_promote(s->eng, &s->io[slot].grp);
+				s->io[slot].prio = OFFLOAD_PRIO_DEMAND;
+				s->promoted++;
+			}
 			uint64_t t0 = now_ns();
 			while (cache_host_state(s->c, slot) == CACHE_LOADING) pthread_cond_wait(&s->cv, &s->mu);
 			cache_host_add_io(s->c, 0, now_ns() - t0);
@@ -374,7 +384,14 @@ int offload_source_create(const struct core_ckpt *ck, const struct offload_sourc
 		.policy = opts->policy,
 		.allow_unlocked = opts->allow_unlocked,
 	};
-	if (co.nslots <= 0 && co.bytes == 0) co.nslots = (int)nrec;
+	if (co.nslots <= 0 && co.bytes == 0) {
+		/* no bound given: every expert, or half of the machine's memory */
+		uint64_t all = (uint64_t)nrec * offload_align_up(s->slot_size);
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		uint64_t half = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : all;
+		if (all <= half) co.nslots = (int)nrec;
+		else co.bytes = half;
+	}
 	if ((rc = cache_host_create(&co, &s->c, e))) goto fail;
 	if (cache_host_warning(s->c)[0]) snprintf(s->warning, sizeof s->warning, "%s", cache_host_warning(s->c));
 	int nslots = cache_host_nslots(s->c);
@@ -431,6 +448,7 @@ void offload_source_stats(struct offload_source *s, struct offload_source_stats 
 	cache_host_stats(s->c, &st->cache);
 	st->verified = s->verified;
 	st->retried = s->retried;
+	st->promoted = s->promoted;
 	pthread_mutex_unlock(&s->mu);
 	offload_engine_stats(s->eng, &st->io);
 }

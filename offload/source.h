@@ -8,7 +8,8 @@
  *   is verified before its first use; otherwise each expert's six tensors are read
  *   from the safetensors shards (runs of bytes at any offset: the engine reads the
  *   4 KiB aligned ranges around them into the slot, and the views point inside).
- *   The host cache holds opts.host_cache_bytes (0: room for every expert) of
+ *   The host cache holds opts.host_cache_bytes (0: every expert, or half of the
+ *   machine's memory when they do not fit) of
  *   expert-sized slots in locked memory; experts in use are never evicted.
  *
  *   The interface (offload_source_iface) follows core/expert_src.h: acquire()
@@ -32,7 +33,7 @@
 #include "offload/engine.h"
 
 struct offload_source_opts {
-	uint64_t host_cache_bytes; /* 0 = every expert fits */
+	uint64_t host_cache_bytes; /* 0 = every expert, at most half of the RAM */
 	int host_cache_slots;      /* > 0: exactly this many slots (tests) */
 	int allow_unlocked;        /* --no-mlock: run the cache unlocked with a warning */
 	const char *policy;        /* eviction policy name (NULL = lru) */
@@ -45,6 +46,7 @@ struct offload_source_stats {
 	struct offload_engine_stats io;
 	uint64_t verified;         /* records whose checksum was checked */
 	uint64_t retried;          /* failed prefetches read again on demand */
+	uint64_t promoted;         /* prefetches raised to demand priority by an acquire */
 };
 
 struct offload_source;

@@ -299,6 +299,37 @@ static void t_priority(void)
 	free(buf);
 }
 
+/* A queued prefetch promoted to demand overtakes the prefetches queued before it. */
+static void t_promote(void)
+{
+	enum { NP = 32 };
+	uint8_t *buf = aligned_alloc(4096, (size_t)NP * 65536);
+	struct offload_engine *g = mk(OFFLOAD_IO_URING, 64 << 10, 1, NULL, 0, NULL);
+	int f = open_file(g);
+	struct pf *p = calloc(NP, sizeof *p);
+	struct nv_err e;
+	atomic_store(&g_order, 0);
+	for (int i = 0; i < NP; i++) {
+		p[i].r = (struct offload_read){ .file = f, .off = (uint64_t)i * 65536, .len = 65536, .buf = buf + (size_t)i * 65536 };
+		p[i].grp.done = on_pf;
+		p[i].grp.arg = &p[i];
+		p[i].done_at = -1;
+		offload_engine_submit(g, &p[i].r, 1, OFFLOAD_PRIO_PREFETCH, &p[i].grp, &e);
+	}
+	int before = atomic_load(&g_order);
+	offload_engine_promote(g, &p[NP - 1].grp);
+	pthread_mutex_lock(&g_mu);
+	while (atomic_load(&g_order) < NP) pthread_cond_wait(&g_cv, &g_mu);
+	pthread_mutex_unlock(&g_mu);
+	offload_engine_destroy(g);
+	TU_CHECK(p[NP - 1].r.status == 0 && ot_check(buf + (size_t)(NP - 1) * 65536, 65536, (uint64_t)(NP - 1) * 65536, SEED) < 0,
+		 "promoted read failed");
+	TU_CHECK(p[NP - 1].done_at <= before + 1, "promoted read finished %d-th; %d had finished when it was promoted",
+		 p[NP - 1].done_at, before);
+	free(p);
+	free(buf);
+}
+
 int main(void)
 {
 	char *dir = ot_tmpdir("engine");
@@ -315,6 +346,7 @@ int main(void)
 	t_misaligned();
 	t_buffered();
 	t_priority();
+	t_promote();
 	ot_rm_rf(dir);
 	free(dir);
 	TU_DONE();
