@@ -46,6 +46,8 @@ int cli_cmd_eval(int argc, char **argv)
 	struct kern *k = NULL;
 	struct core_model *m = NULL;
 	struct core_seq *sq = NULL;
+	struct cli_experts *xs = NULL;
+	const struct core_expert_src *src = NULL;
 	float *lg = NULL;
 	FILE *f = NULL;
 	char tmp[4096] = "";
@@ -64,7 +66,10 @@ int cli_cmd_eval(int argc, char **argv)
 	if (chunk > L) chunk = L;
 	k = kern_cpu_create();
 	if (!k) { core_err_set(&e, NV_ENOMEM, "eval", NULL, NULL, "out of memory"); goto err; }
-	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk };
+	/* Routed experts through the offload tiers (--host-cache, converted store) or resident. */
+	if (cli_experts_open(&o, ck, &xs, &src, &e)) goto err;
+	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk,
+				      .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;
 	lg = malloc(sizeof(float) * (size_t)chunk * V);
 	if (!lg) { core_err_set(&e, NV_ENOMEM, "eval", "logits", NULL, "out of memory"); goto err; }
@@ -99,6 +104,7 @@ out:
 	free(lg);
 	core_seq_destroy(sq);
 	core_model_destroy(m);
+	cli_experts_close(xs);
 	if (k) k->destroy(k);
 	core_ckpt_close(ck);
 	free(tok);
