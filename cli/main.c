@@ -16,6 +16,8 @@ struct cli_cmd {
 static const struct cli_cmd g_cmds[] = {
 	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
 	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
+	{"run", cli_cmd_run, "one-shot generation: nvmoe run MODEL -p TEXT (chat template; --raw for none)"},
+	{"chat", cli_cmd_chat, "the interactive chat REPL"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
 	{"tokenize", cli_cmd_tokenize, "text -> token ids (JSON array)"},
