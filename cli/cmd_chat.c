@@ -92,12 +92,14 @@ static int read_line(struct chat *c, const char *prompt, char **out)
 			if (g_sigint) {
 				/* Ctrl-C at the prompt: drop the line, start a fresh prompt. */
 				g_sigint = 0;
+				rl_point = rl_end;
+				rl_redisplay();
+				fputs("^C\n", rl_outstream);
+				fflush(rl_outstream);
+				rl_replace_line("", 0);
 				rl_free_line_state();
 				rl_callback_sigcleanup();
-				rl_replace_line("", 0);
 				rl_callback_handler_remove();
-				fputs("^C\n", stdout);
-				fflush(stdout);
 				return IN_INTR;
 			}
 			continue;
@@ -464,7 +466,11 @@ int cli_cmd_chat(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if (o.nargs != 1) return usage(stderr, 2);
+	if (o.nargs != 1) {
+		fprintf(stderr, "nvmoe chat: expected one MODEL directory, got %d argument(s) (nvmoe chat --help)\n",
+			o.nargs);
+		return 2;
+	}
 	struct chat c = { .o = &o };
 	struct nv_err e = {0};
 	snprintf(c.think, sizeof c.think, "%s", o.think);
