@@ -381,7 +381,10 @@ static void cmd_load(struct chat *c, const char *path)
 		goto out;
 	}
 	/* It must render (and so can be continued) before it replaces the conversation. */
-	if (core_chat_render(req->messages, NULL, &req->opts, &prompt, &n, &e)) goto out;
+	if (core_chat_render(req->messages, NULL, &req->opts, &prompt, &n, &e)) {
+		if (!strcmp(e.file, "chat template")) snprintf(e.file, sizeof e.file, "%s", path);
+		goto out;
+	}
 	cJSON *msgs = cJSON_Duplicate(req->messages, 1);
 	if (!msgs) {
 		core_err_set(&e, NV_ENOMEM, path, NULL, NULL, "out of memory");
