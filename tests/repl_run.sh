@@ -100,6 +100,25 @@ mkdir "$T/small" && cp "$M"/*.json "$M"/*.safetensors "$T/small/" && cp "$DATA/t
 "$NV" run "$T/small" -p "hello world" --temperature 1 --seed 3 --max-tokens 200 >"$T/small.out" 2>"$T/small.err" ||
 	fail "tokenizer smaller than the vocabulary: $(cat "$T/small.err")"
 
+# EOS stop: a tokenizer whose only id inside the model's vocabulary (0..511) with a
+# string is EOS (1): BOS and the byte symbols move to ids >= 600.  Every other id is
+# masked, so the first sampled token must be EOS: generation stops at once, nothing shown.
+mkdir "$T/eos" && cp "$M"/*.json "$M"/*.safetensors "$T/eos/"
+python3 - "$DATA/tok_chat/tokenizer.json" "$T/eos/tokenizer.json" <<'EOF' || fail "making the EOS-only tokenizer"
+import json, sys
+t = json.load(open(sys.argv[1], encoding="utf-8"))
+v = t["model"]["vocab"]
+eos = [k for k, i in v.items() if i == 1][0]
+nv = {k: (1 if i == 1 else 600 + i) for k, i in v.items()}
+t["model"]["vocab"] = nv
+t["added_tokens"] = [dict(a, id=nv.get(a["content"], 600 + a["id"])) for a in t["added_tokens"]]
+json.dump(t, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+"$NV" run "$T/eos" --raw -p "$(printf '<\xef\xbd\x9cend\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>')" --temperature 1 --seed 4 --stats \
+	>"$T/eos.out" 2>"$T/eos.err" || fail "EOS-only: $(cat "$T/eos.err")"
+grep -q 'prompt 1 tokens.*generated 1 tokens.*(end of sequence)' "$T/eos.err" || fail "EOS stop: $(cat "$T/eos.err")"
+[ ! -s "$T/eos.out" ] || fail "EOS stop: output '$(cat "$T/eos.out")'"
+
 # bad input
 # expect_err NAME RC NEEDLE ARGS...
 expect_err() {
