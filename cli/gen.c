@@ -56,8 +56,10 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if (!(g->k = kern_cpu_create()))
 		return core_err_set(e, NV_ENOMEM, "backend", "cpu", NULL, "out of memory creating the CPU backend");
+	const struct core_expert_src *src = NULL;
+	if ((rc = cli_experts_open(o, g->ck, &g->xs, &src, e))) return rc;
 	struct core_model_opts mo = { .numeric = o->smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL,
-				      .max_chunk = g->chunk };
+				      .max_chunk = g->chunk, .experts = src };
 	if ((rc = core_model_create(g->ck, g->k, &mo, &g->m, e))) return rc;
 	if ((rc = core_seq_create(g->m, g->ctx, &g->sq, e))) return rc;
 
@@ -98,6 +100,7 @@ void cli_gen_close(struct cli_gen *g)
 	core_sampler_destroy(g->smp);
 	core_seq_destroy(g->sq);
 	core_model_destroy(g->m);
+	cli_experts_close(g->xs); /* after the model, which borrows it */
 	if (g->k) g->k->destroy(g->k);
 	core_ckpt_close(g->ck);
 	core_tok_destroy(g->tok);

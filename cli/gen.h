@@ -2,8 +2,9 @@
  * cli-internal.
  *
  * Contract
- *   cli_gen_open() opens MODEL (checkpoint + tokenizer.json + optional
- *   generation_config.json), binds it to the backend, creates one sequence of
+ *   cli_gen_open() opens MODEL (checkpoint or converted store + tokenizer.json +
+ *   optional generation_config.json), binds it to the backend with the routed-expert
+ *   source of --host-cache / the expert store (cli_experts_open), creates one sequence of
  *   --ctx positions, the sampler (generation_config defaults, then the flags), a
  *   streaming detokenizer and the logits buffer: everything the token loop needs is
  *   allocated here, once.  Errors are returned in *e (the caller prints them).
@@ -39,6 +40,7 @@ struct cli_gen {
 	const char *dir;
 	struct core_ckpt *ck;
 	struct kern *k;
+	struct cli_experts *xs;  /* routed-expert source (cli/experts.c); NULL = resident */
 	struct core_model *m;
 	struct core_seq *sq;
 	struct core_tok *tok;
