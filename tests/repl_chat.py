@@ -87,7 +87,13 @@ class Term:
     def send(self, s):
         os.write(self.fd, s if isinstance(s, bytes) else s.encode())
 
+    def wait_prompt(self):
+        """Input is sent only once readline shows a prompt: keys typed while the REPL
+        is busy reach a terminal in cooked mode, where ^C / ^D act at once."""
+        self.expect(r"\n(?:> |\.\.\. |\"\"\" )", what="prompt")
+
     def line(self, s):
+        self.wait_prompt()
         self.send(s + "\r")
 
     def poll_exit(self):
@@ -140,7 +146,6 @@ def session_a(model, tmp):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TERM": "xterm"}
     t = Term([NV, "chat", model, "--max-tokens", "12", "--seed", "7"], env)
     t.expect(r"/help for commands", what="banner")
-    t.expect(r"> ", what="prompt")
 
     t.line("Hello there")
     t.expect(r"Hello there\n")
@@ -200,11 +205,9 @@ def session_a(model, tmp):
     t.line("/think none")
     t.expect(r"think: none")
     t.line("line one \\")
-    t.expect(r"\.\.\. ")
     t.line("line two")
     summary(t, "continued line")
     t.line('"""')
-    t.expect(r'""" ')
     t.line("block a")
     t.line("block b")
     t.line('"""')
@@ -240,6 +243,7 @@ def session_a(model, tmp):
     t.line("/help")
     t.expect(r"/save FILE")
 
+    t.wait_prompt()
     t.send("typed but never sent")
     t.expect(r"typed but never sent")
     t.send(b"\x03")
@@ -267,7 +271,6 @@ def session_b(model, tmp):
            "XDG_STATE_HOME": state, "TERM": "xterm"}
     t = Term([NV, "chat", model, "--max-tokens", "100000", "--seed", "3"], env)
     t.expect(r"context (\d+)", what="banner")
-    t.expect(r"> ")
     t.line("Go on and on")
     t.expect(r"Go on and on\n")
     t.expect(r"\S", what="answer text")   # generation is running
@@ -280,6 +283,7 @@ def session_b(model, tmp):
     m = t.expect(r"turns (\d+)")
     if m.group(1) != "1":
         fail("after Ctrl-C: %s turns" % m.group(1))
+    t.wait_prompt()
     t.send(b"\x04")
     st = t.wait_exit()
     if st != 0:
