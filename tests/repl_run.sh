@@ -3,7 +3,8 @@
 # weights) with the in-repo chat tokenizer tests/data/tok_chat.  Outputs are compared
 # between runs (never against text taken from an earlier run):
 #   - greedy (--temperature 0) is deterministic, equals --top-k 1 sampling (another
-#     sampler path) and does not depend on the prefill chunk;
+#     sampler path) and does not depend on the prefill chunk, the host cache or a
+#     converted expert store (logits are bitwise the same, DESIGN.md §5);
 #   - the chat template: --raw on the text of `nvmoe template render` gives the
 #     same tokens as the templated run (so run renders exactly CHAT.md's prompt);
 #   - the same seed twice gives the same text, different seeds differ (temperature 1);
@@ -49,6 +50,16 @@ same g1 gc3 "greedy, chunk 64 vs 3"
 [ -s "$T/g1.out" ] || fail "greedy: empty output"
 grep -q '^nvmoe: prompt [0-9]* tokens, [0-9.]* tok/s; generated [0-9]* tokens, [0-9.]* tok/s' "$T/g1.err" ||
 	fail "--stats line missing or malformed: $(cat "$T/g1.err")"
+
+# streamed experts (a small host cache; a converted store) give the same greedy text
+run gh -p "$P" --temperature 0 --max-tokens 24 --host-cache 2M --no-mlock
+same g1 gh "greedy, resident vs --host-cache 2M"
+if "$NV" convert "$M" --out "$T/store" >"$T/conv.log" 2>&1; then
+	"$NV" run "$T/store" -p "$P" --temperature 0 --max-tokens 24 >"$T/gs.out" 2>"$T/gs.err" || fail "store: $(cat "$T/gs.err")"
+	same g1 gs "greedy, checkpoint vs converted store"
+else
+	fail "nvmoe convert: $(tail -3 "$T/conv.log")"
+fi
 
 # the template: render the same one-turn chat and feed it raw
 printf '[{"role": "user", "content": "%s"}]' "$P" >"$T/msg.json"
