@@ -283,6 +283,7 @@ static void turn(struct chat *c, const char *text)
 	    cli_gen_prefill(&c->g, c->ids.v, (int)c->ids.n, &g_sigint, &st, &e)) {
 		free(prompt);
 		drop_last(c->msgs);
+		if (!strcmp(e.file, "chat template")) snprintf(e.file, sizeof e.file, "%s", "conversation");
 		if (e.code == NV_ECANCELED) dim(c, "[stopped]");
 		else report(&e);
 		return;
