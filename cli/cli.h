@@ -80,4 +80,9 @@ int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
 
+/* The kernel backend chosen by o->backend (cli/backend.c): cpu, cuda, or auto (cuda
+ * when a device is present).  0 and *out, or an error (no device, no CUDA build). */
+struct kern;
+int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_err *e);
+
 #endif
