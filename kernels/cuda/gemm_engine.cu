@@ -253,11 +253,22 @@ __global__ void __launch_bounds__(256) k_gemm_mma(gk_params p)
 		for (int mt = 0; mt < MT; mt++)
 #pragma unroll
 			for (int i = 0; i < 4; i++) P[mt][i] = 0.0f;
+		/* the block's weights first: four loads in flight per lane */
+		uint32_t bwq[4][4];
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			if (b * 128 + q * 32 < p.K) {
+				load_b<KIND>(p, lut, nglob, nvalid, b * 128 + q * 32, t, bwq[q]);
+			} else {
+#pragma unroll
+				for (int i = 0; i < 4; i++) bwq[q][i] = 0;
+			}
+		}
+#pragma unroll
 		for (int q = 0; q < 4; q++) {
 			const int k0 = b * 128 + q * 32;
 			if (k0 >= p.K) break;
-			uint32_t bw[4];
-			load_b<KIND>(p, lut, nglob, nvalid, k0, t, bw);
+			const uint32_t *bw = bwq[q];
 			float P4[MT][4];
 #pragma unroll
 			for (int mt = 0; mt < MT; mt++)
