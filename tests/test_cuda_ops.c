@@ -2,9 +2,9 @@
  * backend (the reference), on fresh random inputs, like ggml's test-backend-ops.
  *
  * Tolerances (MODEL.md §10.8):
- *   exact  bit-identical: embedding, elementwise ops, quantisers, Hadamard, hc_post,
- *          compressor state, top-k / index lists, and every GEMM on the reference path
- *          (kern_cuda_set_gemm_ref: the CPU's order on the GPU);
+ *   exact  bit-identical: embedding, elementwise ops without exp, RoPE, quantisers,
+ *          Hadamard, hc_post, compressor state, top-k / index lists, and every GEMM on
+ *          the reference path (kern_cuda_set_gemm_ref: the CPU's order on the GPU);
  *   bf16   rounded outputs: |ulp| <= 1 (or |diff| <= 2^-16 of the row's max |value|,
  *          for cancelled sums), and at most 2% + 2 elements off by one ulp;
  *   f32    unrounded outputs: |diff| <= rel * the row's max |value|.
@@ -770,8 +770,9 @@ static void t_moe(void)
 				G->moe_expert(G, acc2, xd, &eg, sld, n, wtd, K, limit, nm);
 				kern_cuda_set_gemm_ref(G, 0);
 				float *h2 = down(acc2, (size_t)S * D * 4);
-				snprintf(op, sizeof op, "moe_expert reference path == CPU (%s)", nmname(nm));
-				cmp(op, h2, acc, S, D, D, EXACT, 0);
+				/* the CPU's GEMM order; silu's expf may still differ in the last bit */
+				snprintf(op, sizeof op, "moe_expert reference path vs CPU (%s)", nmname(nm));
+				cmp(op, h2, acc, S, D, D, mode_of(nm), 1e-6);
 				/* a second expert accumulates on top (expert order of §9.4) */
 				C->moe_expert(C, acc, x, &ec, slots, n, wt, K, limit, nm);
 				G->moe_expert(G, accd, xd, &eg, sld, n, wtd, K, limit, nm);
