@@ -34,3 +34,12 @@ int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_er
 	if (!*out) return core_err_set(e, NV_ENOMEM, "--backend", "cpu", NULL, "out of memory");
 	return 0;
 }
+
+int cli_backend_check_experts(const struct kern *k, const struct core_expert_src *src, struct nv_err *e)
+{
+	if (!src || !strcmp(k->name, "cpu")) return 0;
+	return core_err_set(e, NV_EUNSUPPORTED, "--backend", k->name,
+			    "use --backend cpu, or a checkpoint with experts in its shards and no --host-cache",
+			    "routed experts from the host cache or an expert store are host memory; the %s backend "
+			    "needs GPU expert slots, which this build does not have yet", k->name);
+}

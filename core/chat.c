@@ -254,8 +254,9 @@ static const char *call_id(const cJSON *call)
 	return cJSON_IsString(id) ? id->valuestring : NULL;
 }
 
-/* B.2 step 2: tool results in call order (stable, unknown ids as index 0). */
-static void sort_results(struct rctx *r)
+/* B.2 step 2: tool results in call order (stable, unknown ids as index 0).
+ * -1 when out of memory. */
+static int sort_results(struct rctx *r)
 {
 	const cJSON *calls = NULL;
 	for (int i = 0; i < r->n; i++) {
@@ -265,9 +266,14 @@ static void sort_results(struct rctx *r)
 		int nres = 0;
 		for (int k = 0; k < m->nblk; k++) nres += m->blk[k].type == B_RESULT;
 		if (nres < 2) continue;
-		/* insertion sort of the result blocks in place (stable) */
-		int pos[nres], key[nres];
-		struct blk res[nres];
+		/* stable sort of the result blocks, put back into their slots */
+		int *pos = malloc((size_t)nres * sizeof *pos), *key = malloc((size_t)nres * sizeof *key);
+		struct blk *res = malloc((size_t)nres * sizeof *res), *tmp = malloc((size_t)nres * sizeof *tmp);
+		int *tkey = malloc((size_t)nres * sizeof *tkey);
+		if (!pos || !key || !res || !tmp || !tkey) {
+			free(pos); free(key); free(res); free(tmp); free(tkey);
+			return -1;
+		}
 		int j = 0;
 		for (int k = 0; k < m->nblk; k++) {
 			if (m->blk[k].type != B_RESULT) continue;
@@ -277,19 +283,29 @@ static void sort_results(struct rctx *r)
 			int idx = 0;
 			for (const cJSON *c = calls ? calls->child : NULL; c; c = c->next, idx++) {
 				const char *id = call_id(c);
-				if (id && !strcmp(id, res[j].use_id)) { key[j] = idx; break; }
+				if (id && !strcmp(id, res[j].use_id)) key[j] = idx; /* a repeated id: the last wins, as in a dict */
 			}
 			j++;
 		}
-		for (int a = 1; a < nres; a++) {
-			struct blk b = res[a];
-			int kb = key[a], c = a - 1;
-			while (c >= 0 && key[c] > kb) { res[c + 1] = res[c]; key[c + 1] = key[c]; c--; }
-			res[c + 1] = b;
-			key[c + 1] = kb;
+		/* bottom-up merge sort: stable, O(n log n) */
+		for (int w = 1; w < nres; w *= 2) {
+			for (int lo = 0; lo < nres; lo += 2 * w) {
+				int mid = lo + w < nres ? lo + w : nres, hi = lo + 2 * w < nres ? lo + 2 * w : nres;
+				int a = lo, c = mid, o = lo;
+				while (a < mid || c < hi) {
+					int take_a = c >= hi || (a < mid && key[a] <= key[c]);
+					int s = take_a ? a++ : c++;
+					tmp[o] = res[s];
+					tkey[o++] = key[s];
+				}
+			}
+			memcpy(res, tmp, (size_t)nres * sizeof *res);
+			memcpy(key, tkey, (size_t)nres * sizeof *key);
 		}
 		for (int a = 0; a < nres; a++) m->blk[pos[a]] = res[a];
+		free(pos); free(key); free(res); free(tmp); free(tkey);
 	}
+	return 0;
 }
 
 static int check_utf8(struct rctx *r, int src, const char *field, const char *s)
@@ -369,21 +385,22 @@ static int render_params(struct rctx *r, const struct msg *m, int ci, const cJSO
 		cJSON_Delete(parsed);
 		return 0;
 	}
-	int first = 1;
-	for (const cJSON *c = obj->child; c; c = c->next) {
-		const char *k = c->string ? c->string : "";
-		int dup = 0;
-		for (const cJSON *p = obj->child; p != c; p = p->next)
-			if (p->string && !strcmp(p->string, k)) dup = 1;
-		if (dup) continue; /* a Python dict keeps the first place, the last value */
-		const cJSON *v = json_get(obj, k);
+	const cJSON **vals = NULL;
+	int nk = json_dict(obj, &vals); /* a Python dict: first place, last value */
+	if (nk < 0) {
+		cJSON_Delete(parsed);
+		return core_err_set(r->e, NV_ENOMEM, "chat template", NULL, NULL, "out of memory");
+	}
+	for (int i = 0; i < nk; i++) {
+		const cJSON *v = vals[i];
+		const char *k = v->string ? v->string : "";
 		if (check_utf8(r, m->src, field, k) || check_json_utf8(r, m->src, field, v->child) ||
 		    (cJSON_IsString(v) && check_utf8(r, m->src, field, v->valuestring))) {
+			free(vals);
 			cJSON_Delete(parsed);
 			return NV_EINVAL;
 		}
-		if (!first) sb_add(b, "\n", 1);
-		first = 0;
+		if (i) sb_add(b, "\n", 1);
 		sb_adds(b, "<" S_DSML "parameter name=\"");
 		sb_adds(b, k);
 		if (cJSON_IsString(v)) {
@@ -395,6 +412,7 @@ static int render_params(struct rctx *r, const struct msg *m, int ci, const cJSO
 		}
 		sb_adds(b, "</" S_DSML "parameter>");
 	}
+	free(vals);
 	cJSON_Delete(parsed);
 	return 0;
 }
@@ -568,7 +586,10 @@ int core_chat_render(const cJSON *messages, const cJSON *context, const struct c
 		if ((rc = merge_one(&r, c, src))) goto out;
 	for (const cJSON *c = messages->child; c; c = c->next, src++)
 		if ((rc = merge_one(&r, c, src))) goto out;
-	sort_results(&r);
+	if (sort_results(&r)) {
+		rc = core_err_set(e, NV_ENOMEM, "chat template", NULL, NULL, "out of memory");
+		goto out;
+	}
 
 	int drop = o->drop_thinking;
 	for (int i = 0; i < r.n; i++)

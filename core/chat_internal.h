@@ -22,6 +22,10 @@ void sb_json_str(struct sbuf *b, const char *s, size_t n);
 void sb_json(struct sbuf *b, const cJSON *v);
 /* Python repr() of a float. */
 void sb_py_float(struct sbuf *b, double v);
+/* The members of object o as a Python dict sees them: first-occurrence order,
+ * last value.  *out (malloc'ed, caller frees) gets the value nodes; returns the
+ * count, or -1 when out of memory.  O(k log k). */
+int json_dict(const cJSON *o, const cJSON ***out);
 /* Last member named k among o's children (Python dict semantics), or NULL. */
 const cJSON *json_get(const cJSON *o, const char *k);
 

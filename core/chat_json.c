@@ -158,21 +158,62 @@ void sb_json(struct sbuf *b, const cJSON *v)
 		return;
 	}
 	/* object */
+	const cJSON **vals = NULL;
+	int k = json_dict(v, &vals);
+	if (k < 0) { b->oom = 1; return; }
 	sb_add(b, "{", 1);
-	int first = 1;
-	for (const cJSON *c = v->child; c; c = c->next) {
-		const char *k = c->string ? c->string : "";
-		int dup = 0;
-		for (const cJSON *p = v->child; p != c; p = p->next)
-			if (p->string && !strcmp(p->string, k)) { dup = 1; break; }
-		if (dup) continue;
-		if (!first) sb_add(b, ", ", 2);
-		first = 0;
-		sb_json_str(b, k, strlen(k));
+	for (int i = 0; i < k; i++) {
+		const char *key = vals[i]->string ? vals[i]->string : "";
+		if (i) sb_add(b, ", ", 2);
+		sb_json_str(b, key, strlen(key));
 		sb_add(b, ": ", 2);
-		sb_json(b, json_get(v, k));
+		sb_json(b, vals[i]);
 	}
 	sb_add(b, "}", 1);
+	free(vals);
+}
+
+struct kent {
+	const char *k;
+	int idx;
+	const cJSON *node;
+};
+
+static int kent_cmp(const void *a, const void *b)
+{
+	const struct kent *x = a, *y = b;
+	int c = strcmp(x->k, y->k);
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+int json_dict(const cJSON *o, const cJSON ***out)
+{
+	int n = 0;
+	for (const cJSON *c = o->child; c; c = c->next) n++;
+	const cJSON **vals = malloc((size_t)(n + 1) * sizeof *vals);
+	struct kent *ke = malloc((size_t)(n + 1) * sizeof *ke);
+	const cJSON **at = calloc((size_t)n + 1, sizeof *at); /* [first index] = last value */
+	if (!vals || !ke || !at) { free(vals); free(ke); free(at); return -1; }
+	int i = 0;
+	for (const cJSON *c = o->child; c; c = c->next, i++) {
+		ke[i].k = c->string ? c->string : "";
+		ke[i].idx = i;
+		ke[i].node = c;
+	}
+	qsort(ke, (size_t)n, sizeof *ke, kent_cmp);
+	for (int a = 0; a < n;) {
+		int z = a;
+		while (z + 1 < n && !strcmp(ke[z + 1].k, ke[a].k)) z++;
+		at[ke[a].idx] = ke[z].node;
+		a = z + 1;
+	}
+	int m = 0;
+	for (int j = 0; j < n; j++)
+		if (at[j]) vals[m++] = at[j];
+	free(ke);
+	free(at);
+	*out = vals;
+	return m;
 }
 
 /* Number lexemes in document order (strings skipped).  cJSON visits numbers in the

@@ -264,7 +264,7 @@ static int junsup(struct core_tok *t, struct nv_err *e, const char *obj, const c
 static char *translate_regex(const char *pat, size_t n, size_t *out_n)
 {
 	static const char ws_in[] = "\\t-\\r\\x{85}\\p{Z}";
-	size_t cap = n * 8 + 64, o = 0;
+	size_t cap = n * 10 + 64, o = 0; /* a 2-byte \S becomes 19 bytes */
 	char *out = malloc(cap);
 	if (!out) return NULL;
 	int in_class = 0;

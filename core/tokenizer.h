@@ -23,10 +23,10 @@
  *   rule, as the reference's lossy conversion); the stream decoder holds back the
  *   bytes of an incomplete character until the next id completes it.
  *
- *   Threads: encode mutates the cache and scratch of the core_tok, so one thread at a
- *   time per core_tok.  Decoding and the lookup functions only read and may run from
- *   any thread concurrently with each other (not with encode's first call... they do
- *   not touch the cache, so concurrently with encode as well).
+ *   Threads: encode and pretokenize mutate the cache, scratch and regex match data of
+ *   the core_tok, so one thread at a time per core_tok for those.  Decoding and the
+ *   lookup functions only read immutable tables and may run from any thread at any
+ *   time (also while another thread encodes).
  *   Lifetimes: returned string pointers are owned by the core_tok and valid until
  *   core_tok_destroy() (which accepts NULL).  struct core_tok_ids is owned by the
  *   caller (core_tok_ids_free()); encode appends to it, growing it when needed, so a

@@ -64,6 +64,11 @@ plan "$tmp/cfgonly" 65536 24G 128G "$tmp/pcfg.txt" || fail "plan from config.jso
 expect "$tmp/pcfg.txt" "config.json only"
 expect_line "$tmp/pcfg.txt" "KV state at 65,536 tokens +456,654,848 B"
 
+# context beyond the model's max_position_embeddings (TINY-CI: 1,024)
+mkdir "$tmp/tinyci" && cp "${NV_TESTDATA:?}/foundation/tiny-ci-config.json" "$tmp/tinyci/config.json"
+if plan "$tmp/tinyci" 4096 1G 8G "$tmp/pctx.txt"; then fail "plan past max_position_embeddings must be refused"; fi
+expect "$tmp/pctx.txt" "--ctx 4096 exceeds the model's max_position_embeddings 1,024"
+
 # --- bad input: one message, exit 1 ---
 "$NVMOE" inspect "$tmp/nonexistent" >"$tmp/bad1.txt" 2>&1
 [ $? -eq 1 ] || fail "inspect of a missing dir: exit status not 1"

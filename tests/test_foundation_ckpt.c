@@ -215,6 +215,19 @@ static void case_dtype(void)
 	CHECK(ckw_write(&c, dir) == 0);
 	expect_fail("wrong dtype", dir, 0, 0, shard_of(&c, t->name),
 		    "'layers.0.attn_norm.weight': dtype F32, expected BF16", NULL);
+	/* F16: a dtype the reader knows but this model does not use (check 12) */
+	strcpy(t->dtype, "F16");
+	t->nbytes /= 2;
+	dir = fresh_dir();
+	CHECK(ckw_write(&c, dir) == 0);
+	expect_fail("F16 for BF16", dir, 0, 0, "'layers.0.attn_norm.weight': dtype F16, expected BF16", NULL);
+	/* F64: not a dtype of the format (check 7) */
+	strcpy(t->dtype, "F64");
+	t->nbytes = 1; /* the writer sizes by its own table; the reader stops at the dtype first */
+	dir = fresh_dir();
+	CHECK(ckw_write(&c, dir) == 0);
+	expect_fail("unsupported dtype", dir, 0, 0, shard_of(&c, t->name),
+		    "tensor 'layers.0.attn_norm.weight': unsupported dtype 'F64'", NULL);
 	ckw_free(&c);
 }
 
@@ -568,6 +581,53 @@ static void case_store(void)
 	ckw_free(&c);
 }
 
+/* core_st_parse_header on hand-written headers (checks 5-9 of one file). */
+static void st_case(const char *what, const char *json, uint64_t file_size, const char *needle)
+{
+	struct core_tensor *t;
+	size_t n;
+	char *arena, msg[1024];
+	struct nv_err e;
+	core_err_clear(&e);
+	int rc = core_st_parse_header(json, strlen(json), file_size, "x.safetensors", &t, &n, &arena, &e);
+	core_err_str(&e, msg, sizeof msg);
+	if (!needle) {
+		TU_CHECK(rc == 0, "header %s: %s", what, msg);
+		if (!rc) { free(t); free(arena); }
+		return;
+	}
+	TU_CHECK(rc != 0 && t == NULL && arena == NULL, "header %s: accepted", what);
+	if (rc) TU_CHECK(strstr(msg, needle) != NULL, "header %s: message '%s' lacks '%s'", what, msg, needle);
+	else { free(t); free(arena); }
+}
+
+static void header_cases(void)
+{
+	const char *ok = "{\"__metadata__\":{\"k\":\"v\"},\"a\":{\"dtype\":\"I32\",\"shape\":[2,3],"
+			 "\"data_offsets\":[1,25]},\"b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}   ";
+	uint64_t fs = 8 + strlen(ok) + 25;
+	st_case("valid, out of order, padded", ok, fs, NULL);
+	st_case("trailing bytes", ok, fs + 3, "header accounts for");
+	st_case("missing data_offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 100, "tensor 'a': missing 'data_offsets'");
+	st_case("missing dtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 100, "tensor 'a': missing 'dtype'");
+	st_case("shape not a list", "{\"a\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,4]}}", 100,
+		"'shape' is a number, expected a list");
+	st_case("negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 100,
+		"shape[0] is not a non-negative integer");
+	st_case("fractional offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.5]}}", 100,
+		"'data_offsets' must be two non-negative integers");
+	st_case("three offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 100,
+		"'data_offsets' must be two non-negative integers");
+	st_case("entry not an object", "{\"a\":[1,2]}", 100, "tensor 'a': entry is a list, expected an object");
+	st_case("top level a list", "[1,2]                   ", 100, "header is a list, expected a JSON object");
+	st_case("garbage after object", "{}x", 100, "header has data after the JSON object");
+	st_case("5 dims", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,1]}}", 100, "5 dimensions");
+	st_case("header past file", "{}", 9, "exceeds file size");
+	st_case("empty header object", "{}      ", 16, NULL);
+	st_case("shape overflow", "{\"a\":{\"dtype\":\"I64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}",
+		1000, "needs more than");
+}
+
 static void run_all(void)
 {
 	printf("source: %s\n", g_src);
@@ -595,6 +655,7 @@ int main(void)
 	g_tinyci = tu_read_file(p, NULL);
 	if (!g_tinyci) return 1;
 	g_tmp = ckw_tmpdir();
+	header_cases();
 	g_src = "synthetic";
 	run_all();
 	const char *sh = tu_shared_dir();

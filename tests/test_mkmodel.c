@@ -543,6 +543,14 @@ static void test_release(void)
 	char *idx = tu_read_file(p, NULL);
 	TU_CHECK(idx && strstr(idx, "\"total_size\": 159609485896"), "index lacks total_size 159609485896");
 	free(idx);
+	/* config.json: the released file, byte for byte */
+	const char *sh = tu_shared_dir();
+	if (sh) {
+		char ref[700];
+		snprintf(ref, sizeof ref, "%s/ref/deepseek-v4-flash/config.json", sh);
+		snprintf(p, sizeof p, "%s/config.json", a);
+		TU_CHECK(files_equal(ref, p), "%s differs from %s", p, ref);
+	}
 }
 
 /* The demo model with the real tokenizer files (needs ../shared). */

@@ -363,7 +363,10 @@ static int all_numbers(const cJSON *arr)
 static void pr_item(FILE *f, const cJSON *it, int ind)
 {
 	const cJSON *c;
-	if (cJSON_IsObject(it) || (cJSON_IsArray(it) && !all_numbers(it))) {
+	/* compress_ratios on one line, as in the released file; other arrays one item a line */
+	int inline_arr = cJSON_IsArray(it) && all_numbers(it) && it->string &&
+			 !strcmp(it->string, "compress_ratios");
+	if (cJSON_IsObject(it) || (cJSON_IsArray(it) && !inline_arr)) {
 		int obj = cJSON_IsObject(it);
 		if (!it->child) {
 			fputs(obj ? "{}" : "[]", f);
@@ -376,7 +379,10 @@ static void pr_item(FILE *f, const cJSON *it, int ind)
 				pr_str(f, c->string);
 				fputs(": ", f);
 			}
-			pr_item(f, c, ind + 2);
+			if (cJSON_IsNumber(c) && !obj)
+				pr_num(f, c->valuedouble, 0);
+			else
+				pr_item(f, c, ind + 2);
 			fputs(c->next ? ",\n" : "\n", f);
 		}
 		fprintf(f, "%*s%c", ind, "", obj ? '}' : ']');

@@ -6,7 +6,8 @@
  *   overrides applied in this order: --layers, --no-mtp, --experts, then every
  *   --set KEY=VALUE (KEY may be "a.b" for a nested key; VALUE is JSON, or a string).
  *   mk_config_print() renders it as 2-space-indented JSON in the style of the
- *   released file (number arrays on one line).  No validation here: the caller
+ *   released file (compress_ratios on one line; the release preset's
+ *   config.json is the released file byte for byte).  No validation here: the caller
  *   parses the text with core_config_parse() (R1-R7).  No global state.
  */
 #ifndef NV_MKMODEL_PRESETS_H
