@@ -5,39 +5,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "evalio.h"
 #include "core/chat.h"
 #include "core/tokenizer.h"
 
+/* Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer. */
 static char *slurp(const char *path, size_t *n, struct nv_err *e)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	if (!f) {
-		core_err_set(e, -errno, path, NULL, NULL, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf) break;
-		if (len + 1 >= cap) {
-			char *p = realloc(buf, cap *= 2);
-			if (!p) { free(buf); buf = NULL; break; }
-			buf = p;
-		}
-		size_t got = fread(buf + len, 1, cap - len - 1, f);
-		len += got;
-		if (!got) break;
-	}
-	int bad = ferror(f);
-	if (f != stdin) fclose(f);
-	if (!buf || bad) {
-		free(buf);
-		core_err_set(e, buf ? NV_EIO : NV_ENOMEM, path, NULL, NULL, buf ? "read error" : "out of memory");
-		return NULL;
-	}
-	buf[len] = 0;
-	*n = len;
-	return buf;
+	char *buf;
+	return cli_read_file(path, &buf, n, e) ? NULL : buf;
 }
 
 static int usage(FILE *f, int rc)

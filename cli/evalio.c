@@ -11,29 +11,31 @@
 
 int cli_read_file(const char *path, char **buf, size_t *n, struct nv_err *e)
 {
+	/* Streamed, not sized with fseek, so that "-" (stdin) and pipes work too. */
 	*buf = NULL;
-	FILE *f = fopen(path, "rb");
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
 	if (!f) return core_err_set(e, -errno, path, NULL, "check the path", "cannot open: %s", strerror(errno));
-	if (fseek(f, 0, SEEK_END) || ftell(f) < 0) {
-		fclose(f);
-		return core_err_set(e, NV_EIO, path, NULL, NULL, "cannot determine the file size");
+	size_t cap = 1 << 16, len = 0;
+	char *b = malloc(cap);
+	while (b) {
+		if (len + 1 >= cap) {
+			char *p = realloc(b, cap *= 2);
+			if (!p) { free(b); b = NULL; break; }
+			b = p;
+		}
+		size_t got = fread(b + len, 1, cap - len - 1, f);
+		len += got;
+		if (!got) break;
 	}
-	long sz = ftell(f);
-	rewind(f);
-	char *b = malloc((size_t)sz + 1);
-	if (!b) {
-		fclose(f);
-		return core_err_set(e, NV_ENOMEM, path, NULL, NULL, "out of memory for %ld bytes", sz);
-	}
-	size_t got = fread(b, 1, (size_t)sz, f);
-	fclose(f);
-	if (got != (size_t)sz) {
+	int bad = ferror(f);
+	if (f != stdin) fclose(f);
+	if (!b || bad) {
 		free(b);
-		return core_err_set(e, NV_EIO, path, NULL, NULL, "short read: %zu of %ld bytes", got, sz);
+		return core_err_set(e, b ? NV_EIO : NV_ENOMEM, path, NULL, NULL, b ? "read error" : "out of memory");
 	}
-	b[sz] = 0;
+	b[len] = 0;
 	*buf = b;
-	*n = (size_t)sz;
+	*n = len;
 	return 0;
 }
 
