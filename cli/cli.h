@@ -79,6 +79,15 @@ struct core_expert_src;
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e);
 void cli_experts_close(struct cli_experts *x);
+/* The same for backend k: on a GPU backend, --vram-budget, --host-cache or a store
+ * give GPU expert slots (cache/gpu) whose views are device memory; without them the
+ * experts stay resident (NULL *src).  k must outlive *x.  After the model and its
+ * sequence exist, cli_experts_reserve() sizes the slots to what the budget leaves
+ * (no-op without slots; otherwise the first acquire does it). */
+struct kern;
+int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
+		       const struct core_expert_src **src, struct nv_err *e);
+int cli_experts_reserve(struct cli_experts *x, struct nv_err *e);
 /* inspect --verify of a converted model: check the checksum of every record of the
  * expert store; prints bad records and a summary.  0 when all are good, else 1. */
 int cli_verify_store(const struct core_ckpt *ck);
@@ -107,7 +116,7 @@ struct kern;
 int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_err *e);
 /* Error when backend k cannot use the expert source src (NULL = resident: always
  * fine): host-cache / expert-store views are host memory, which only the CPU backend
- * reads until the GPU expert slots (cache/gpu) exist. */
+ * reads; a GPU backend needs the GPU expert slots of cli_experts_open_k. */
 struct core_expert_src;
 int cli_backend_check_experts(const struct kern *k, const struct core_expert_src *src, struct nv_err *e);
 
