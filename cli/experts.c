@@ -19,6 +19,9 @@
 #include "kernels/kern.h"
 #include "offload/source.h"
 #include "offload/store.h"
+#ifdef NVMOE_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 struct cli_experts {
 	struct offload_source *s;         /* streamed host tier, or NULL */
@@ -28,6 +31,8 @@ struct cli_experts {
 	struct cache_gpu *g;              /* GPU slots, or NULL */
 	struct core_expert_src giface;
 	struct cache_gpu_pin pin;         /* page-locking of s's pool for CUDA */
+	struct kern *k;                   /* the backend (GPU slots) */
+	uint64_t vram_budget;
 	int stats, verbose;
 };
 
@@ -69,6 +74,8 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
 	c->stats = o->stats;
 	c->verbose = o->verbose;
+	c->k = k;
+	c->vram_budget = o->vram_budget;
 	int rc = 0;
 	const struct core_expert_src *inner = NULL;
 	if (streamed) {
@@ -124,11 +131,18 @@ int cli_experts_reserve(struct cli_experts *x, struct nv_err *e)
 	int rc = cache_gpu_reserve(x->g, e);
 	if (rc) return rc;
 	if (x->verbose) {
+		/* exact byte counts: tests/gpuslots.sh derives a budget from them */
 		int n = cache_gpu_nslots(x->g);
 		size_t sz = cache_gpu_slot_size(x->g);
-		fprintf(stderr, "nvmoe: GPU expert slots: %d x %.2f MiB = %.2f GiB over %s%s\n", n, (double)sz / (1 << 20),
-			(double)n * (double)sz / (1 << 30), x->s ? "the host cache" : "the mapped checkpoint",
-			x->s ? (x->pin.pinned ? " (page-locked)" : " (pageable)") : " (pageable)");
+		unsigned long long used = 0;
+#ifdef NVMOE_HAVE_CUDA
+		used = (unsigned long long)kern_cuda_mem_used(x->k);
+#endif
+		fprintf(stderr, "nvmoe: GPU expert slots: %d x %zu bytes (%.2f GiB) over %s%s; backend holds %llu bytes, "
+			"--vram-budget %llu\n", n, sz, (double)n * (double)sz / (1 << 30),
+			x->s ? "the host cache" : "the mapped checkpoint",
+			x->s ? (x->pin.pinned ? " (page-locked)" : " (pageable)") : " (pageable)", used,
+			(unsigned long long)x->vram_budget);
 	}
 	return 0;
 }
