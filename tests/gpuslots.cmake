@@ -4,6 +4,8 @@ nv_add_c_test(test_gpuslots_cache unit ${CMAKE_SOURCE_DIR}/tests/test_gpuslots_c
 #   gpuslots_tiny_ci / _tiny_a   eval --backend cuda: resident vs 3 GPU slots (mapped, host cache,
 #                                store, 2 slots) bitwise (gpu; skip 77 without a device / ../shared)
 if(NVMOE_HAVE_CUDA)
+  # test_gpuslots_cuda: the real CUDA copy/event operations, pinned host pool, budget sizing
+  nv_add_c_test(test_gpuslots_cuda gpu ${CMAKE_SOURCE_DIR}/tests/test_gpuslots_cuda.c)
   foreach(m tiny-ci tiny-a)
     string(REPLACE "-" "_" mu ${m})
     nv_add_test(NAME gpuslots_${mu} LABEL gpu
