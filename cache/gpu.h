@@ -135,4 +135,10 @@ struct cache_gpu_pin {
 int cache_gpu_cuda_pin(void *base, size_t len, void *arg, struct nv_err *e);
 void cache_gpu_cuda_unpin(void *base, size_t len, void *arg);
 
+/* Host-to-device copy bandwidth of the current device (GB/s, 1e9 bytes): `reps`
+ * cudaMemcpyAsync of `bytes` on one stream after a warm-up copy, from page-locked
+ * (pinned = 1: a cudaHostRegister-ed buffer, like the host cache) or pageable memory.
+ * Synchronises the device (benchmarks only, never inside a step). */
+int cache_gpu_cuda_h2d_gbs(size_t bytes, int reps, int pinned, double *gbs, struct nv_err *e);
+
 #endif

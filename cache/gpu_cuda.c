@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef NVMOE_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -207,6 +208,48 @@ void cache_gpu_cuda_unpin(void *base, size_t len, void *arg)
 	}
 }
 
+int cache_gpu_cuda_h2d_gbs(size_t bytes, int reps, int pinned, double *gbs, struct nv_err *e)
+{
+	*gbs = 0;
+	void *h = NULL, *d = NULL;
+	cudaStream_t st = NULL;
+	int reg = 0, rc = 0;
+	const char *what = "cudaMalloc";
+	cudaError_t ce;
+	if (posix_memalign(&h, 4096, bytes)) return core_err_set(e, NV_ENOMEM, "h2d bandwidth", NULL, NULL, "out of memory");
+	memset(h, 1, bytes); /* fault the pages in: the copies measure DMA, not page faults */
+	if ((ce = cudaMalloc(&d, bytes)) != cudaSuccess) goto fail;
+	what = "cudaStreamCreate";
+	if ((ce = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking)) != cudaSuccess) goto fail;
+	if (pinned) {
+		what = "cudaHostRegister";
+		if ((ce = cudaHostRegister(h, bytes, cudaHostRegisterDefault)) != cudaSuccess) goto fail;
+		reg = 1;
+	}
+	what = "cudaMemcpyAsync";
+	if ((ce = cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st)) != cudaSuccess ||
+	    (ce = cudaStreamSynchronize(st)) != cudaSuccess)
+		goto fail;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < reps; i++)
+		if ((ce = cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st)) != cudaSuccess) goto fail;
+	if ((ce = cudaStreamSynchronize(st)) != cudaSuccess) goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	*gbs = s > 0 ? (double)bytes * reps / s / 1e9 : 0;
+	goto out;
+fail:
+	cudaGetLastError();
+	rc = core_err_set(e, NV_EIO, "h2d bandwidth", what, NULL, "%s", cudaGetErrorString(ce));
+out:
+	if (reg) cudaHostUnregister(h);
+	if (st) cudaStreamDestroy(st);
+	cudaFree(d);
+	free(h);
+	return rc;
+}
+
 #else /* no CUDA in this build */
 
 int cache_gpu_cuda_ops(struct kern *k, uint64_t vram_budget, struct cache_gpu_ops *out, struct nv_err *e)
@@ -234,6 +277,15 @@ void cache_gpu_cuda_unpin(void *base, size_t len, void *arg)
 	(void)base;
 	(void)len;
 	(void)arg;
+}
+
+int cache_gpu_cuda_h2d_gbs(size_t bytes, int reps, int pinned, double *gbs, struct nv_err *e)
+{
+	(void)bytes;
+	(void)reps;
+	(void)pinned;
+	*gbs = 0;
+	return core_err_set(e, NV_EUNSUPPORTED, "h2d bandwidth", NULL, "rebuild with CUDA", "this nvmoe was built without CUDA");
 }
 
 #endif

@@ -55,6 +55,9 @@ struct cli_opts {
 	int lookahead;            /* router lookahead depth, -1 = default */
 	int verbose;
 	int no_mlock;             /* host cache may run unlocked (warning) when mlock is refused */
+	int bench_prefill;        /* bench: prompt tokens (0 = default) */
+	int bench_decode;         /* bench: decode steps (0 = default) */
+	int repeat;               /* bench: repetitions of each measurement (0 = default) */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -88,6 +91,9 @@ struct kern;
 int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
 		       const struct core_expert_src **src, struct nv_err *e);
 int cli_experts_reserve(struct cli_experts *x, struct nv_err *e);
+/* GPU-slot statistics (bench): 0 and the figures, or -1 when x has no GPU slots. */
+struct cache_gpu_stats;
+int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *st, int *nslots, int *pinned);
 /* inspect --verify of a converted model: check the checksum of every record of the
  * expert store; prints bad records and a summary.  0 when all are good, else 1. */
 int cli_verify_store(const struct core_ckpt *ck);
@@ -96,6 +102,9 @@ int cli_verify_store(const struct core_ckpt *ck);
 int cli_cmd_convert(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
+/* bench --backend cuda (cli/cmd_bench_gpu.c): adds its keys to `js`; 0 ok, else exit status. */
+struct cJSON;
+int cli_bench_gpu(const struct cli_opts *o, struct cJSON *js);
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
 

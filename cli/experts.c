@@ -147,6 +147,15 @@ int cli_experts_reserve(struct cli_experts *x, struct nv_err *e)
 	return 0;
 }
 
+int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *st, int *nslots, int *pinned)
+{
+	if (!x || !x->g) return -1;
+	cache_gpu_stats(x->g, st);
+	*nslots = cache_gpu_nslots(x->g);
+	*pinned = x->s ? x->pin.pinned : 0;
+	return 0;
+}
+
 void cli_experts_close(struct cli_experts *x)
 {
 	if (!x) return;
