@@ -30,10 +30,12 @@ esac
 "$nvmoe" convert "$T/hf" --out "$T/store" >/dev/null 2>&1
 
 run() { "$nvmoe" eval "$@" --backend cuda --tokens "$T/tok.json" --chunk 16; }
-run "$T/hf" --out "$T/res.f32" >/dev/null
+# go LOG ARGS...: a run that must succeed (its log shown when it does not)
+go() { local log=$1; shift; if ! run "$@" 2> "$log" >/dev/null; then echo "FAIL: eval $*:"; cat "$log"; exit 1; fi; }
+go "$T/res.log" "$T/hf" --out "$T/res.f32"
 
 # The budget: what the backend holds with slots in use, plus 3.5 slots.
-run "$T/hf" --out "$T/probe.f32" --vram-budget 1T --verbose 2> "$T/probe.log" >/dev/null
+go "$T/probe.log" "$T/hf" --out "$T/probe.f32" --vram-budget 1T --verbose
 line=$(grep 'GPU expert slots:' "$T/probe.log" || true)
 slot=$(sed -n 's/.*GPU expert slots: [0-9]* x \([0-9]*\) bytes.*/\1/p' <<<"$line")
 used=$(sed -n 's/.*backend holds \([0-9]*\) bytes.*/\1/p' <<<"$line")
@@ -61,13 +63,13 @@ check() { # name logfile: identical logits, 3 (or NSLOTS) slots, copies on every
   fi
   grep -h 'GPU slots:\|GPU expert slots:' "$log" | sed "s/^/$name: /"
 }
-run "$T/hf" --out "$T/a.f32" --vram-budget "$budget" --verbose --stats 2> "$T/a.log" >/dev/null; check a "$T/a.log"
-run "$T/hf" --out "$T/b.f32" --vram-budget "$budget" --host-cache "$small" --verbose --stats 2> "$T/b.log" >/dev/null
+go "$T/a.log" "$T/hf" --out "$T/a.f32" --vram-budget "$budget" --verbose --stats; check a "$T/a.log"
+go "$T/b.log" "$T/hf" --out "$T/b.f32" --vram-budget "$budget" --host-cache "$small" --no-mlock --verbose --stats
 check b "$T/b.log"
 grep -q "(page-locked)" "$T/b.log" || { echo "FAIL: b: the host cache was not page-locked"; cat "$T/b.log"; rc=1; }
-run "$T/store" --out "$T/c.f32" --vram-budget "$budget" --verbose --stats 2> "$T/c.log" >/dev/null; check c "$T/c.log"
-NVMOE_GPU_SLOTS=2 run "$T/store" --out "$T/d.f32" --vram-budget "$budget" --host-cache "$small" --verbose --stats \
-  2> "$T/d.log" >/dev/null
+go "$T/c.log" "$T/store" --out "$T/c.f32" --vram-budget "$budget" --verbose --stats; check c "$T/c.log"
+NVMOE_GPU_SLOTS=2 go "$T/d.log" "$T/store" --out "$T/d.f32" --vram-budget "$budget" --host-cache "$small" --no-mlock \
+  --verbose --stats
 check d "$T/d.log" 2
 # A budget below one slot fails with a message naming --vram-budget.
 if run "$T/hf" --out "$T/e.f32" --vram-budget "$(( used + slot / 2 ))" 2> "$T/e.log" >/dev/null; then
@@ -75,7 +77,7 @@ if run "$T/hf" --out "$T/e.f32" --vram-budget "$(( used + slot / 2 ))" 2> "$T/e.
 elif ! grep -q -- "--vram-budget" "$T/e.log"; then echo "FAIL: too-small budget: unclear message:"; cat "$T/e.log"; rc=1; fi
 # The comparison can fail: another model gives other logits.
 other "$T/hf2"
-run "$T/hf2" --out "$T/f.f32" --vram-budget "$budget" >/dev/null
+go "$T/f.log" "$T/hf2" --out "$T/f.f32" --vram-budget "$budget"
 if cmp -s "$T/res.f32" "$T/f.f32"; then echo "FAIL: a different model gave identical logits"; rc=1; fi
 [ $rc -eq 0 ] && echo "ok: $model: resident and 3-slot runs (mapped, host cache, store, 2 slots) agree bitwise"
 exit $rc

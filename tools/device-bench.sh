@@ -31,7 +31,7 @@ if [ -x "$build/mkmodel" ]; then
       --threads "$(nproc)" >>"$out/mkmodel.log" 2>&1 || { echo "mkmodel (6 layers) failed"; exit 0; }
     for run in resident budget16g; do
       args=()
-      [ $run = budget16g ] && args=(--vram-budget 16G --host-cache 8G --stats)
+      [ $run = budget16g ] && args=(--vram-budget 16G --host-cache 8G --no-mlock --stats)
       echo "== nvmoe bench $big ${args[*]}"
       "$build/nvmoe" bench "$big" --backend cuda --prefill 64 --decode 32 --json "${args[@]}" \
         >"$out/nvmoe-bench-$run-6l.json" 2>"$out/nvmoe-bench-$run-6l.txt"
