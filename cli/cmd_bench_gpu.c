@@ -92,6 +92,7 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 #ifdef NVMOE_HAVE_CUDA
 	kern_cuda_info(k, dev, sizeof dev, &mfree, &mtot);
 #endif
+	(void)mfree;
 	fprintf(tf, "nvmoe bench %s: backend cuda (%s, %.1f GiB), faithful numerics, best / median / worst of %d\n",
 		o->args[0], dev, (double)mtot / (1 << 30), reps);
 
