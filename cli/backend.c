@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cache/gpu.h"
 #include "kernels/kern.h"
 #ifdef NVMOE_HAVE_CUDA
 #include "kernels/cuda/cuda.h"
@@ -37,9 +38,9 @@ int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_er
 
 int cli_backend_check_experts(const struct kern *k, const struct core_expert_src *src, struct nv_err *e)
 {
-	if (!src || !strcmp(k->name, "cpu")) return 0;
+	if (!src || !strcmp(k->name, "cpu") || cache_gpu_is_src(src)) return 0;
 	return core_err_set(e, NV_EUNSUPPORTED, "--backend", k->name,
-			    "use --backend cpu, or a checkpoint with experts in its shards and no --host-cache",
+			    "internal: open the experts with cli_experts_open_k for this backend",
 			    "routed experts from the host cache or an expert store are host memory; the %s backend "
-			    "needs GPU expert slots, which this build does not have yet", k->name);
+			    "reads them through GPU expert slots", k->name);
 }

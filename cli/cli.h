@@ -55,6 +55,9 @@ struct cli_opts {
 	int lookahead;            /* router lookahead depth, -1 = default */
 	int verbose;
 	int no_mlock;             /* host cache may run unlocked (warning) when mlock is refused */
+	int bench_prefill;        /* bench: prompt tokens (0 = default) */
+	int bench_decode;         /* bench: decode steps (0 = default) */
+	int repeat;               /* bench: repetitions of each measurement (0 = default) */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -79,6 +82,18 @@ struct core_expert_src;
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e);
 void cli_experts_close(struct cli_experts *x);
+/* The same for backend k: on a GPU backend, --vram-budget, --host-cache or a store
+ * give GPU expert slots (cache/gpu) whose views are device memory; without them the
+ * experts stay resident (NULL *src).  k must outlive *x.  After the model and its
+ * sequence exist, cli_experts_reserve() sizes the slots to what the budget leaves
+ * (no-op without slots; otherwise the first acquire does it). */
+struct kern;
+int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
+		       const struct core_expert_src **src, struct nv_err *e);
+int cli_experts_reserve(struct cli_experts *x, struct nv_err *e);
+/* GPU-slot statistics (bench): 0 and the figures, or -1 when x has no GPU slots. */
+struct cache_gpu_stats;
+int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *st, int *nslots, int *pinned);
 /* inspect --verify of a converted model: check the checksum of every record of the
  * expert store; prints bad records and a summary.  0 when all are good, else 1. */
 int cli_verify_store(const struct core_ckpt *ck);
@@ -87,6 +102,9 @@ int cli_verify_store(const struct core_ckpt *ck);
 int cli_cmd_convert(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
+/* bench --backend cuda (cli/cmd_bench_gpu.c): adds its keys to `js`; 0 ok, else exit status. */
+struct cJSON;
+int cli_bench_gpu(const struct cli_opts *o, struct cJSON *js);
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
 
@@ -107,7 +125,7 @@ struct kern;
 int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_err *e);
 /* Error when backend k cannot use the expert source src (NULL = resident: always
  * fine): host-cache / expert-store views are host memory, which only the CPU backend
- * reads until the GPU expert slots (cache/gpu) exist. */
+ * reads; a GPU backend needs the GPU expert slots of cli_experts_open_k. */
 struct core_expert_src;
 int cli_backend_check_experts(const struct kern *k, const struct core_expert_src *src, struct nv_err *e);
 

@@ -20,7 +20,9 @@ static void usage(FILE *f)
 		   "  teacher-forced logits of every position of FILE (JSON [ids...] or {\"tokens\": [...]})\n"
 		   "  written as raw little-endian float32 [L, vocab]; prints the mean NLL.\n"
 		   "  --chunk N   prefill chunk (default: whole sequence, at most 256)\n"
-		   "  --smooth    no activation quantisation, no bf16 rounding (golden `smooth` numerics)\n");
+		   "  --smooth    no activation quantisation, no bf16 rounding (golden `smooth` numerics)\n"
+		   "  --backend cpu|cuda|auto, --host-cache SZ, --vram-budget SZ (CUDA: routed experts through\n"
+		   "              GPU expert slots sized to what the budget leaves), --stats, --verbose\n");
 }
 
 /* -log softmax(l)[t] in double */
@@ -66,10 +68,11 @@ int cli_cmd_eval(int argc, char **argv)
 	if (chunk > L) chunk = L;
 	if (cli_backend_create(&o, &k, &e)) goto err;
 	/* Routed experts through the offload tiers (--host-cache, converted store) or resident. */
-	if (cli_experts_open(&o, ck, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
+	if (cli_experts_open_k(&o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
 	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk,
 				      .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;
+	if (cli_experts_reserve(xs, &e)) goto err; /* GPU slots take what the budget leaves */
 	lg = malloc(sizeof(float) * (size_t)chunk * V);
 	if (!lg) { core_err_set(&e, NV_ENOMEM, "eval", "logits", NULL, "out of memory"); goto err; }
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", o.out, (int)getpid());

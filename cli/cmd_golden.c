@@ -502,8 +502,11 @@ int cli_cmd_golden(int argc, char **argv)
 			fprintf(stderr, "nvmoe golden: tokens.json: token %d at %d >= vocab %d\n", g.tok[i], i, g.V);
 			goto out;
 		}
-	if (cli_experts_open(&o, g.ck, &xs, &g.experts, &e)) { cli_print_err(&e); goto out; }
-	if (cli_backend_create(&o, &k, &e) || cli_backend_check_experts(k, g.experts, &e)) { cli_print_err(&e); goto out; }
+	if (cli_backend_create(&o, &k, &e)) { cli_print_err(&e); goto out; }
+	if (cli_experts_open_k(&o, g.ck, k, &xs, &g.experts, &e) || cli_backend_check_experts(k, g.experts, &e)) {
+		cli_print_err(&e);
+		goto out;
+	}
 	printf("golden case %s: %d tokens (prefill %d + decode %d), %d layers + MTP, backend %s, smooth tolerance %.0e of each row's max\n",
 	       g.dir, g.L, g.P, g.N, g.nb, k->name, TOL_SMOOTH);
 	printf("%-9s %-30s %7s  %-14s %11s    %-10s %s\n", "mode", "check", "n", "measure", "value", "bound", "result");
@@ -525,8 +528,8 @@ int cli_cmd_golden(int argc, char **argv)
 	printf("%d check(s), %d failed%s\n", g.checks, g.fails, err ? " (and a run error)" : "");
 	ret = err || g.fails || !g.checks ? 1 : 0;
 out:
+	cli_experts_close(xs); /* before the backend: GPU slots use its stream */
 	if (k) k->destroy(k);
-	cli_experts_close(xs);
 	core_ckpt_close(g.ck);
 	free(g.tok);
 	cJSON_Delete(g.man);

@@ -1,51 +1,177 @@
-/* cli/experts.c - choose and own the routed-expert source of a command. */
+/* cli/experts.c - choose and own the routed-expert source of a command.
+ *
+ * CPU backend: resident views (NULL source), or the streamed source (offload/source)
+ * when --host-cache is given or the model is a converted store.
+ * CUDA backend: resident in VRAM (NULL source: wmap at model creation) unless
+ * --vram-budget, --host-cache or a store asks for streaming; then GPU expert slots
+ * (cache/gpu) over the streamed source, whose host cache is page-locked for CUDA, or
+ * over host views into the mmapped checkpoint. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cache/gpu.h"
 #include "core/ckpt.h"
+#include "core/model.h"
+#include "kernels/kern.h"
 #include "offload/source.h"
 #include "offload/store.h"
+#ifdef NVMOE_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 struct cli_experts {
-	struct offload_source *s;
-	struct core_expert_src iface;
-	int stats;
+	struct offload_source *s;         /* streamed host tier, or NULL */
+	struct core_expert_src *res;      /* host views into the checkpoint (GPU slots without a host cache) */
+	struct kern hostk;                /* identity wmap for res */
+	struct core_expert_src iface;     /* of s */
+	struct cache_gpu *g;              /* GPU slots, or NULL */
+	struct core_expert_src giface;
+	struct cache_gpu_pin pin;         /* page-locking of s's pool for CUDA */
+	struct kern *k;                   /* the backend (GPU slots) */
+	uint64_t vram_budget;
+	int stats, verbose;
 };
+
+static const void *host_wmap(struct kern *k, const void *host, size_t bytes)
+{
+	(void)k;
+	(void)bytes;
+	return host;
+}
+
+static int is_gpu_backend(const struct kern *k) { return k && strcmp(k->name, "cpu") != 0; }
+
+static int open_gpu(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts *c,
+		    const struct core_expert_src *inner, struct nv_err *e)
+{
+	struct offload_store_geom geo;
+	int rc = offload_store_geom_from_config(core_ckpt_config(ck), &geo, e);
+	if (rc) return rc;
+	struct cache_gpu_opts go = { .inner = inner, .nblocks = geo.nblocks, .nexperts = geo.nexperts };
+	for (int p = 0; p < CACHE_GPU_NPARTS; p++) go.part_bytes[p] = (size_t)geo.part_size[p];
+	const char *ev = getenv("NVMOE_GPU_SLOTS"); /* diagnostics: an exact slot count */
+	if (ev && *ev) go.nslots = atoi(ev);
+	struct cache_gpu_ops ops;
+	if ((rc = cache_gpu_cuda_ops(k, o->vram_budget, &ops, e))) return rc;
+	if ((rc = cache_gpu_create(&go, &ops, &c->g, e))) return rc;
+	cache_gpu_iface(c->g, &c->giface);
+	return 0;
+}
+
+int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
+		       const struct core_expert_src **src, struct nv_err *e)
+{
+	*x = NULL;
+	*src = NULL;
+	int gpu = is_gpu_backend(k);
+	int streamed = o->host_cache || core_ckpt_has_store(ck);
+	if (!streamed && !(gpu && o->vram_budget)) return 0; /* resident (in VRAM on the GPU) */
+	struct cli_experts *c = calloc(1, sizeof *c);
+	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
+	c->stats = o->stats;
+	c->verbose = o->verbose;
+	c->k = k;
+	c->vram_budget = o->vram_budget;
+	int rc = 0;
+	const struct core_expert_src *inner = NULL;
+	if (streamed) {
+		struct offload_source_opts so;
+		offload_source_opts_default(&so);
+		so.host_cache_bytes = o->host_cache;
+		so.allow_unlocked = o->no_mlock;
+		so.prefetch = o->prefetch;
+		if (gpu) {
+			so.pin = cache_gpu_cuda_pin;
+			so.unpin = cache_gpu_cuda_unpin;
+			so.pin_arg = &c->pin;
+		}
+		if ((rc = offload_source_create(ck, &so, &c->s, e))) goto fail;
+		offload_source_iface(c->s, &c->iface);
+		inner = &c->iface;
+		if (offload_source_warning(c->s)[0]) fprintf(stderr, "nvmoe: warning: %s\n", offload_source_warning(c->s));
+		if (gpu && c->pin.why[0])
+			fprintf(stderr, "nvmoe: warning: host cache not page-locked for CUDA (%s): copies to the GPU are staged\n",
+				c->pin.why);
+		if (o->verbose) {
+			char buf[1200];
+			fprintf(stderr, "nvmoe: %s\n", offload_source_describe(c->s, buf, sizeof buf));
+		}
+	} else {
+		c->hostk.name = "host";
+		c->hostk.wmap = host_wmap;
+		if ((rc = core_expert_src_resident(ck, &c->hostk, &c->res, e))) goto fail;
+		inner = c->res;
+	}
+	if (gpu) {
+		if ((rc = open_gpu(o, ck, k, c, inner, e))) goto fail;
+		*src = &c->giface;
+	} else {
+		*src = inner;
+	}
+	*x = c;
+	return 0;
+fail:
+	cli_experts_close(c);
+	return rc;
+}
 
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e)
 {
-	*x = NULL;
-	*src = NULL;
-	if (!o->host_cache && !core_ckpt_has_store(ck)) return 0; /* resident */
-	struct cli_experts *c = calloc(1, sizeof *c);
-	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
-	struct offload_source_opts so;
-	offload_source_opts_default(&so);
-	so.host_cache_bytes = o->host_cache;
-	so.allow_unlocked = o->no_mlock;
-	so.prefetch = o->prefetch;
-	int rc = offload_source_create(ck, &so, &c->s, e);
-	if (rc) { free(c); return rc; }
-	offload_source_iface(c->s, &c->iface);
-	c->stats = o->stats;
-	if (offload_source_warning(c->s)[0]) fprintf(stderr, "nvmoe: warning: %s\n", offload_source_warning(c->s));
-	if (o->verbose) {
-		char buf[1200];
-		fprintf(stderr, "nvmoe: %s\n", offload_source_describe(c->s, buf, sizeof buf));
+	return cli_experts_open_k(o, ck, NULL, x, src, e);
+}
+
+int cli_experts_reserve(struct cli_experts *x, struct nv_err *e)
+{
+	if (!x || !x->g) return 0;
+	int rc = cache_gpu_reserve(x->g, e);
+	if (rc) return rc;
+	if (x->verbose) {
+		/* exact byte counts: tests/gpuslots.sh derives a budget from them */
+		int n = cache_gpu_nslots(x->g);
+		size_t sz = cache_gpu_slot_size(x->g);
+		unsigned long long used = 0;
+#ifdef NVMOE_HAVE_CUDA
+		used = (unsigned long long)kern_cuda_mem_used(x->k);
+#endif
+		fprintf(stderr, "nvmoe: GPU expert slots: %d x %zu bytes (%.2f GiB) over %s%s; backend holds %llu bytes, "
+			"--vram-budget %llu\n", n, sz, (double)n * (double)sz / (1 << 30),
+			x->s ? "the host cache" : "the mapped checkpoint",
+			x->s ? (x->pin.pinned ? " (page-locked)" : " (pageable)") : " (pageable)", used,
+			(unsigned long long)x->vram_budget);
 	}
-	*x = c;
-	*src = &c->iface;
+	return 0;
+}
+
+int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *st, int *nslots, int *pinned)
+{
+	if (!x || !x->g) return -1;
+	cache_gpu_stats(x->g, st);
+	*nslots = cache_gpu_nslots(x->g);
+	*pinned = x->s ? x->pin.pinned : 0;
 	return 0;
 }
 
 void cli_experts_close(struct cli_experts *x)
 {
 	if (!x) return;
-	if (x->stats) {
+	if (x->stats && x->g) {
+		struct cache_gpu_stats st;
+		cache_gpu_stats(x->g, &st);
+		uint64_t acc = st.hits + st.misses;
+		fprintf(stderr, "nvmoe: GPU slots: %d, %llu hits, %llu misses (%.1f%% hit), %llu evictions, %llu copies "
+			"(%.3f GB), %llu refills after a pending use, %llu host waits\n", cache_gpu_nslots(x->g),
+			(unsigned long long)st.hits, (unsigned long long)st.misses,
+			acc ? 100.0 * (double)st.hits / (double)acc : 0.0, (unsigned long long)st.evictions,
+			(unsigned long long)st.copies, st.bytes_copied / 1e9, (unsigned long long)st.copy_waits,
+			(unsigned long long)st.host_waits);
+	}
+	cache_gpu_destroy(x->g); /* first: it holds views of the host tier */
+	if (x->stats && x->s) {
 		struct offload_source_stats st;
 		offload_source_stats(x->s, &st);
 		uint64_t acc = st.cache.hits + st.cache.misses;
@@ -59,6 +185,7 @@ void cli_experts_close(struct cli_experts *x)
 			(unsigned long long)st.io.short_reads, (unsigned long long)st.io.eagain, (unsigned long long)st.io.errors);
 	}
 	offload_source_destroy(x->s);
+	core_expert_src_resident_destroy(x->res);
 	free(x);
 }
 

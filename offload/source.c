@@ -383,6 +383,9 @@ int offload_source_create(const struct core_ckpt *ck, const struct offload_sourc
 		.nexperts = s->g.nexperts,
 		.policy = opts->policy,
 		.allow_unlocked = opts->allow_unlocked,
+		.pin = opts->pin,
+		.unpin = opts->unpin,
+		.pin_arg = opts->pin_arg,
 	};
 	if (co.nslots <= 0 && co.bytes == 0) {
 		/* no bound given: every expert, or half of the machine's memory */

@@ -38,6 +38,11 @@ struct offload_source_opts {
 	int allow_unlocked;        /* --no-mlock: run the cache unlocked with a warning */
 	const char *policy;        /* eviction policy name (NULL = lru) */
 	int prefetch;              /* token_known() prefetch of hash layers (default on) */
+	/* Optional page-locking hook for the host cache's pool (cache/host.h: pin/unpin),
+	 * e.g. cache_gpu_cuda_pin when a GPU copies from it. */
+	int (*pin)(void *base, size_t len, void *arg, struct nv_err *e);
+	void (*unpin)(void *base, size_t len, void *arg);
+	void *pin_arg;
 	struct offload_engine_opts io;
 };
 

@@ -4,7 +4,13 @@
 #      copy / cuBLAS BF16 / cuBLASLt FP8 ceilings measured in the same run;
 #   2. cudabench fwd on a full-width mkmodel checkpoint (2 layers, 32 experts):
 #      prefill and decode tokens per second with every expert resident on the GPU;
-#   3. `nvmoe bench --backend cuda` on the same model once that command exists.
+#   3. `nvmoe bench --backend cuda` on the same model (experts resident): host->device
+#      bandwidth from page-locked and pageable memory, prefill/decode tok/s;
+#   4. `nvmoe bench --backend cuda` on a full-width model whose routed experts (~24 GB:
+#      6 layers + MTP x 256 experts) exceed the budget: fully resident, then
+#      --vram-budget 16G with a --host-cache of 8G (smaller than the experts), so the
+#      GPU expert slots are fed from a page-locked host cache fed from the disk.
+#      Skipped when /tmp has less than 40 GB free.
 set -uo pipefail
 build=${1:-build-dev}
 out=${2:-device-out}
@@ -15,7 +21,24 @@ if [ -x "$build/mkmodel" ]; then
   [ -d "$model" ] || "$build/mkmodel" --preset full --layers 2 --experts 32 --out "$model" --quiet \
     --threads "$(nproc)" >"$out/mkmodel.log" 2>&1 || { echo "mkmodel failed (see mkmodel.log)"; exit 0; }
   "$build/cudabench" fwd "$model" --prefill 64 --decode 32 2>&1 | tee "$out/cudabench-fwd.txt"
-  if "$build/nvmoe" bench --help >/dev/null 2>&1; then
-    "$build/nvmoe" bench "$model" --backend cuda 2>&1 | tee "$out/nvmoe-bench.txt"
+  "$build/nvmoe" bench "$model" --backend cuda --prefill 64 --decode 32 --json \
+    >"$out/nvmoe-bench-resident-2l.json" 2>"$out/nvmoe-bench-resident-2l.txt"
+  cat "$out/nvmoe-bench-resident-2l.txt"
+  big=/tmp/nvmoe-full-6l
+  free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
+  if [ -d "$big" ] || [ "${free_gb:-0}" -ge 40 ]; then
+    [ -d "$big" ] || "$build/mkmodel" --preset full --layers 6 --experts 256 --out "$big" --quiet \
+      --threads "$(nproc)" >>"$out/mkmodel.log" 2>&1 || { echo "mkmodel (6 layers) failed"; exit 0; }
+    for run in resident budget16g; do
+      args=()
+      [ $run = budget16g ] && args=(--vram-budget 16G --host-cache 8G --no-mlock --stats)
+      echo "== nvmoe bench $big ${args[*]}"
+      "$build/nvmoe" bench "$big" --backend cuda --prefill 64 --decode 32 --json "${args[@]}" \
+        >"$out/nvmoe-bench-$run-6l.json" 2>"$out/nvmoe-bench-$run-6l.txt"
+      echo "rc=$?"
+      cat "$out/nvmoe-bench-$run-6l.txt"
+    done
+  else
+    echo "skip: the 6-layer budget benchmark needs 40 GB free in /tmp (${free_gb:-?} GB)"
   fi
 fi

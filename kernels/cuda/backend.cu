@@ -16,10 +16,20 @@ struct cu_arena {
 	size_t used, cap;
 };
 
+/* One alloc()ed buffer (accounting: kern_cuda_mem_used). */
+struct cu_buf {
+	void *p;
+	size_t bytes;
+};
+
 /* Backend state not needed by the op files. */
 struct cu_host {
 	struct cu_impl c;
 	struct cu_arena *arenas;
+	size_t arena_bytes;        /* sum of arena capacities */
+	size_t ws_bytes;           /* reserve() workspace */
+	struct cu_buf *bufs;       /* alloc()ed buffers, unordered */
+	size_t nbufs, bufs_cap, buf_bytes;
 };
 
 void cu_fatal(const char *what, cudaError_t err, const char *file, int line)
@@ -39,21 +49,40 @@ void cu_after_launch(struct kern *k, const char *op)
 
 static void *cu_alloc(struct kern *k, size_t bytes)
 {
-	struct cu_impl *c = cu_of(k);
+	struct cu_host *h = (struct cu_host *)k->impl;
+	struct cu_impl *c = &h->c;
+	if (h->nbufs == h->bufs_cap) {
+		size_t ncap = h->bufs_cap ? h->bufs_cap * 2 : 64;
+		struct cu_buf *nb = (struct cu_buf *)realloc(h->bufs, ncap * sizeof *nb);
+		if (!nb) return NULL;
+		h->bufs = nb;
+		h->bufs_cap = ncap;
+	}
 	void *p = NULL;
 	if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
 		cudaGetLastError(); /* clear the sticky-free allocation error */
 		return NULL;
 	}
 	CU_CALL(cudaMemsetAsync(p, 0, bytes ? bytes : 1, c->st));
+	h->bufs[h->nbufs].p = p;
+	h->bufs[h->nbufs].bytes = bytes ? bytes : 1;
+	h->nbufs++;
+	h->buf_bytes += bytes ? bytes : 1;
 	return p;
 }
 
 static void cu_free(struct kern *k, void *p)
 {
 	if (!p) return;
-	CU_CALL(cudaStreamSynchronize(cu_of(k)->st));
+	struct cu_host *h = (struct cu_host *)k->impl;
+	CU_CALL(cudaStreamSynchronize(h->c.st));
 	CU_CALL(cudaFree(p));
+	for (size_t i = h->nbufs; i-- > 0;) /* frees are rare (teardown): a linear search */
+		if (h->bufs[i].p == p) {
+			h->buf_bytes -= h->bufs[i].bytes;
+			h->bufs[i] = h->bufs[--h->nbufs];
+			break;
+		}
 }
 
 static void cu_upload(struct kern *k, void *dst, const void *src, size_t bytes)
@@ -129,6 +158,7 @@ static void *arena_get(struct cu_host *h, size_t bytes)
 		}
 		a->base = (char *)p;
 		a->cap = cap;
+		h->arena_bytes += cap;
 		a->next = h->arenas;
 		h->arenas = a;
 	}
@@ -166,6 +196,7 @@ static const void *cu_wmap(struct kern *k, const void *host, size_t bytes)
 
 static void ws_free(struct cu_impl *c)
 {
+	((struct cu_host *)c)->ws_bytes = 0; /* c is the first member of its cu_host */
 	void *p[] = { c->apl, c->asc, c->xf, c->mg, c->mu, c->hcp, c->tok };
 	for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
 		if (p[i]) cudaFree(p[i]);
@@ -196,6 +227,9 @@ static int cu_reserve(struct kern *k, int max_rows, int max_width)
 			return -ENOMEM;
 		}
 	CU_CALL(cudaMemsetAsync(c->apl, 0, sz[0], c->st));
+	size_t ws = 0;
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) ws += sz[i];
+	((struct cu_host *)k->impl)->ws_bytes = ws;
 	c->wp = (int)wp;
 	c->max_rows = max_rows;
 	c->max_width = max_width;
@@ -215,6 +249,8 @@ static void cu_destroy(struct kern *k)
 			cudaFree(a->base);
 			free(a);
 		}
+		for (size_t i = 0; i < h->nbufs; i++) cudaFree(h->bufs[i].p); /* buffers the owner did not free */
+		free(h->bufs);
 		free(c->wm);
 		cudaStreamDestroy(c->st);
 		free(h);
@@ -235,6 +271,21 @@ extern "C" int kern_cuda_device_count(void)
 }
 
 extern "C" void kern_cuda_set_gemm_ref(struct kern *k, int on) { cu_of(k)->gemm_ref = on != 0; }
+
+extern "C" size_t kern_cuda_mem_used(struct kern *k)
+{
+	struct cu_host *h = (struct cu_host *)k->impl;
+	return h->arena_bytes + h->ws_bytes + h->buf_bytes;
+}
+
+extern "C" void *kern_cuda_stream(struct kern *k) { return (void *)cu_of(k)->st; }
+
+extern "C" int kern_cuda_device(struct kern *k) { return cu_of(k)->device; }
+
+extern "C" int kern_cuda_is(const struct kern *k)
+{
+	return k && k->destroy == cu_destroy;
+}
 
 extern "C" void kern_cuda_info(struct kern *k, char *name, size_t name_n, size_t *mem_free, size_t *mem_total)
 {

@@ -47,6 +47,18 @@ int kern_cuda_create(int device, struct kern **out, char *msg, size_t msg_n);
  * order: bit-identical to kernels/cpu), 0 = tensor-core kernels (default). */
 void kern_cuda_set_gemm_ref(struct kern *k, int on);
 
+/* 1 when k is a CUDA backend (its B memory is device memory). */
+int kern_cuda_is(const struct kern *k);
+/* Device memory the backend holds, in bytes: weight arenas (whole 256 MiB arenas),
+ * the reserve() workspace and alloc()ed buffers not yet freed.  What an expert-slot
+ * cache may add under a VRAM budget is the budget less this. */
+size_t kern_cuda_mem_used(struct kern *k);
+/* The compute stream (a cudaStream_t) every op runs on, and the device index: for the
+ * expert-slot cache (cache/gpu), which orders its copy stream against the ops with
+ * events.  Work enqueued on it by others runs in order with the ops. */
+void *kern_cuda_stream(struct kern *k);
+int kern_cuda_device(struct kern *k);
+
 /* Device name and memory (bytes) of the backend's device. */
 void kern_cuda_info(struct kern *k, char *name, size_t name_n, size_t *mem_free, size_t *mem_total);
 
