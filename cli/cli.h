@@ -54,6 +54,7 @@ struct cli_opts {
 	int prefetch;             /* 1 on (default), 0 off */
 	int lookahead;            /* router lookahead depth, -1 = default */
 	int verbose;
+	int no_mlock;             /* host cache may run unlocked (warning) when mlock is refused */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -68,7 +69,24 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* Print an error in the house format: "nvmoe: <file>: <object>: <why> (hint: ...)". */
 void cli_print_err(const struct nv_err *e);
 
+/* Routed experts for a model (cli/experts.c): NULL *src = resident (no --host-cache
+ * and no expert store); otherwise the streamed source of offload/source.h bounded
+ * by --host-cache.  *x owns it; close with cli_experts_close (prints statistics
+ * with --stats).  The checkpoint must outlive *x. */
+struct cli_experts;
+struct core_ckpt;
+struct core_expert_src;
+int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
+		     const struct core_expert_src **src, struct nv_err *e);
+void cli_experts_close(struct cli_experts *x);
+/* inspect --verify of a converted model: check the checksum of every record of the
+ * expert store; prints bad records and a summary.  0 when all are good, else 1. */
+int cli_verify_store(const struct core_ckpt *ck);
+
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
+int cli_cmd_convert(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
 

@@ -35,6 +35,7 @@ struct gcase {
 	int nb, M, D, V, K, TI;
 	int fails, checks;
 	const char *mode;
+	const struct core_expert_src *experts; /* NULL = resident (cli_experts_open) */
 };
 
 /* ---- golden files ---- */
@@ -215,7 +216,7 @@ static int make_model(struct gcase *g, enum core_numeric num, struct kern *k, st
 		      struct core_seq **sq)
 {
 	struct nv_err e = {0};
-	struct core_model_opts o = { .numeric = num, .max_chunk = g->L };
+	struct core_model_opts o = { .numeric = num, .max_chunk = g->L, .experts = g->experts };
 	if (core_model_create(g->ck, k, &o, m, &e) || core_seq_create(*m, g->L, sq, &e)) {
 		cli_print_err(&e);
 		return -1;
@@ -466,6 +467,7 @@ int cli_cmd_golden(int argc, char **argv)
 	size_t len;
 	int ret = 1;
 	struct kern *k = NULL;
+	struct cli_experts *xs = NULL;
 	snprintf(path, sizeof path, "%s/manifest.json", g.dir);
 	if (cli_read_file(path, &buf, &len, &e)) { cli_print_err(&e); return 1; }
 	g.man = cJSON_ParseWithLength(buf, len);
@@ -500,6 +502,7 @@ int cli_cmd_golden(int argc, char **argv)
 			fprintf(stderr, "nvmoe golden: tokens.json: token %d at %d >= vocab %d\n", g.tok[i], i, g.V);
 			goto out;
 		}
+	if (cli_experts_open(&o, g.ck, &xs, &g.experts, &e)) { cli_print_err(&e); goto out; }
 	k = kern_cpu_create();
 	if (!k) { fprintf(stderr, "nvmoe golden: out of memory\n"); goto out; }
 	printf("golden case %s: %d tokens (prefill %d + decode %d), %d layers + MTP, smooth tolerance %.0e of each row's max\n",
@@ -524,6 +527,7 @@ int cli_cmd_golden(int argc, char **argv)
 	ret = err || g.fails || !g.checks ? 1 : 0;
 out:
 	if (k) k->destroy(k);
+	cli_experts_close(xs);
 	core_ckpt_close(g.ck);
 	free(g.tok);
 	cJSON_Delete(g.man);

@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		   "  Validates a DeepSeek-V4 checkpoint directory (all loader checks) and prints its\n"
 		   "  config, tensor inventory and byte budget.\n"
 		   "  --allow-extra  tensors the config does not use are a warning, not an error\n"
-		   "  --verify       also scan every tensor for NaN codes (reads the whole checkpoint)\n");
+		   "  --verify       also scan every tensor for NaN codes (reads the whole checkpoint)\n"
+		   "                 and check the checksum of every expert-store record\n");
 }
 
 /* Family of a tensor: the name without its block prefix and expert number; the
@@ -183,6 +184,7 @@ int cli_cmd_inspect(int argc, char **argv)
 	       c->num_hidden_layers,
 	       cli_fmt_count(b3, sizeof b3, one * (uint64_t)c->num_experts_per_tok * (uint64_t)c->num_hidden_layers));
 	printf("checks: 1-14 passed; 15 (NaN scan): %s\n", o.verify ? "passed" : "not run (use --verify)");
+	int bad = o.verify && core_ckpt_has_store(ck) ? cli_verify_store(ck) : 0; /* record checksums */
 	size_t nw = core_ckpt_nwarnings(ck);
 	printf("warnings: %zu\n", nw);
 	for (size_t i = 0; i < nw; i++) printf("  warning: %s\n", core_ckpt_warning(ck, i));
@@ -190,5 +192,5 @@ int cli_cmd_inspect(int argc, char **argv)
 	free(fam);
 	free(sp);
 	core_ckpt_close(ck);
-	return 0;
+	return bad;
 }

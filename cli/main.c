@@ -14,6 +14,8 @@ struct cli_cmd {
 
 /* One line per subcommand (keep in the order of DESIGN.md §6, then tools). */
 static const struct cli_cmd g_cmds[] = {
+	{"convert", cli_cmd_convert, "write the expert store and resident pack of an HF checkpoint"},
+	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
 	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
 	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},

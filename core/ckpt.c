@@ -286,6 +286,15 @@ static int load_index(struct core_ckpt *ck, cJSON **out_map, struct nv_err *e)
 	cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
 	cJSON *ts = cJSON_IsObject(md) ? cJSON_GetObjectItemCaseSensitive(md, "total_size") : NULL;
 	ck->index_total = cJSON_IsNumber(ts) ? ts->valuedouble : -1;
+	/* A directory written by `nvmoe convert` names its expert store (offload/convert.c). */
+	cJSON *xs = cJSON_IsObject(md) ? cJSON_GetObjectItemCaseSensitive(md, "nvmoe_expert_store") : NULL;
+	if (cJSON_IsString(xs) && !ck->has_store) {
+		rc = core_err_set(e, NV_EMISSING, ck->dir, CORE_STORE_FILE,
+				  "restore the file, or convert the HF checkpoint again (nvmoe convert MODEL --out DIR --force)",
+				  "the expert store %s/%s is missing (this directory was written by nvmoe convert)",
+				  ck->dir, CORE_STORE_FILE);
+		goto out;
+	}
 	/* Distinct shard names, in first-seen order. */
 	struct shard_map m = { NULL, 64 };
 	m.slot = malloc(m.cap * sizeof *m.slot);
