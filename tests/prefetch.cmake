@@ -1,0 +1,3 @@
+# Prefetch and overlap (issue 6): eviction policies, routing traces, tracesim.
+nv_add_c_test(test_prefetch_policy unit ${CMAKE_SOURCE_DIR}/tests/test_prefetch_policy.c)
+target_link_libraries(test_prefetch_policy PRIVATE tracesim_sim)
