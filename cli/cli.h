@@ -94,6 +94,7 @@ int cli_cmd_plan(int argc, char **argv);
 const char *cli_fmt_count(char *buf, size_t n, uint64_t v);
 const char *cli_fmt_size(char *buf, size_t n, uint64_t v);
 int cli_cmd_golden(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */

@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The implementation lives in kernels/numeric.h (kernels/ may not include core/;
+ * core -> kernels is the allowed direction), so there is one source of truth. */
+#include "kernels/numeric.h"
+
 static inline float core_bf16_to_f32(uint16_t h)
 {
 	uint32_t u = (uint32_t)h << 16;
@@ -39,10 +43,9 @@ float core_e8m0_to_f32(uint8_t b);     /* 2^(b-127); NaN for 0xFF */
 float core_e2m1_to_f32(uint8_t nib);   /* low 4 bits used */
 uint8_t core_f32_to_e2m1(float f);     /* nibble code, bit 3 = sign */
 
-/* E4M3 decode table for speed (index = byte). */
-extern const float core_e4m3_table[256];
-/* E2M1 values by nibble. */
-extern const float core_e2m1_table[16];
+/* E4M3 decode table for speed (index = byte); E2M1 values by nibble. */
+#define core_e4m3_table kern_e4m3_lut
+#define core_e2m1_table kern_e2m1_lut
 
 /* act_quant (MODEL.md §10.1) of one block of n values: returns the power-of-two
  * scale s; q[k] = e4m3 code of x[k]/s (q may be NULL).  */
