@@ -78,7 +78,17 @@ struct core_ckpt;
 struct core_expert_src;
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e);
-void cli_experts_close(struct cli_experts *x);
+/* Publishes the --trace-experts trace (returns 1 after printing when that failed). */
+int cli_experts_close(struct cli_experts *x);
+/* One statistics line (offload_stats_line) for `run --stats` and the REPL's /stats;
+ * tokens = decoded tokens to spread the stall over (0 = omit). */
+const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char *buf, size_t n);
+/* bench --json keys: host_cache {hits, misses, evictions, bytes_read}, prefetch
+ * {hash {issued, used, predicted, correct}, lookahead {...}, wasted_bytes, cancelled,
+ * lookahead_depth}, stall_ms_per_token, io {bytes, seconds}.  x may be NULL
+ * (resident: zeros). */
+struct cJSON;
+void cli_experts_json(struct cli_experts *x, struct cJSON *root, uint64_t tokens);
 /* inspect --verify of a converted model: check the checksum of every record of the
  * expert store; prints bad records and a summary.  0 when all are good, else 1. */
 int cli_verify_store(const struct core_ckpt *ck);

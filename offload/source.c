@@ -69,6 +69,8 @@ struct offload_source {
 	int nbat, bat_block;
 	uint64_t pf_issued[OFFLOAD_PF_KINDS], pf_used[OFFLOAD_PF_KINDS];
 	uint64_t pf_wasted_bytes, pf_cancelled, late;
+	int inflight;                     /* loads in flight (busy time) */
+	uint64_t busy_t0, busy_ns;
 	char warning[600];
 };
 
@@ -170,6 +172,7 @@ static void on_done(struct offload_group *grp, void *arg)
 	struct nv_err err;
 	int st = offload_group_status(grp, &err);
 	pthread_mutex_lock(&s->mu);
+	if (--s->inflight == 0) s->busy_ns += now_ns() - s->busy_t0;
 	if (st == NV_ECANCELED && io->prio != OFFLOAD_PRIO_DEMAND) {
 		/* a stale prefetch: forget it (its slot was never referenced) */
 		cache_host_set_state(s->c, io->slot, CACHE_FAILED);
@@ -211,12 +214,14 @@ static void start_load(struct offload_source *s, int slot, int b, int x, int pri
 	memset(&io->grp, 0, sizeof io->grp);
 	io->grp.done = on_done;
 	io->grp.arg = io;
+	if (s->inflight++ == 0) s->busy_t0 = now_ns();
 	struct nv_err err;
 	pthread_mutex_unlock(&s->mu);
 	int rc = offload_engine_submit(s->eng, io->rd, io->nrd, prio, &io->grp, &err);
 	pthread_mutex_lock(&s->mu);
 	if (rc) {
 		char nm[96];
+		if (--s->inflight == 0) s->busy_ns += now_ns() - s->busy_t0;
 		io->status = rc;
 		io->err = err;
 		snprintf(io->err.object, sizeof io->err.object, "%s",
@@ -686,6 +691,7 @@ void offload_source_stats(struct offload_source *s, struct offload_source_stats 
 	st->pf_wasted_bytes = s->pf_wasted_bytes;
 	st->pf_cancelled = s->pf_cancelled;
 	st->late = s->late;
+	st->io_busy_ns = s->busy_ns + (s->inflight ? now_ns() - s->busy_t0 : 0);
 	offload_prefetch_stats(s->pf, &st->pred);
 	pthread_mutex_unlock(&s->mu);
 	offload_engine_stats(s->eng, &st->io);

@@ -70,6 +70,7 @@ struct offload_source_stats {
 	uint64_t pf_wasted_bytes;  /* bytes of prefetches evicted or dropped before any use */
 	uint64_t pf_cancelled;     /* stale prefetch loads cancelled before they were read */
 	uint64_t late;             /* demand uses that found the expert still loading */
+	uint64_t io_busy_ns;       /* wall time with at least one expert load in flight */
 	struct offload_pred_stats pred; /* predictor accuracy, I/O aside */
 };
 
