@@ -722,8 +722,10 @@ const char *offload_stats_line(const struct offload_source_stats *st, uint64_t t
 		l += snprintf(buf + l, n - (size_t)l, "; %s prefetch %llu/%llu used", nm[k], (unsigned long long)st->pf_used[k],
 			      (unsigned long long)st->pf_issued[k]);
 	if (l >= 0 && (size_t)l < n)
-		l += snprintf(buf + l, n - (size_t)l, ", %.2f GB wasted; stall %.2f ms/token", (double)st->pf_wasted_bytes / 1e9,
-			      tokens ? (double)c->wait_ns / 1e6 / (double)tokens : 0.0);
+		l += tokens ? snprintf(buf + l, n - (size_t)l, ", %.2f GB wasted; stall %.2f ms/token", (double)st->pf_wasted_bytes / 1e9,
+				       (double)c->wait_ns / 1e6 / (double)tokens)
+			    : snprintf(buf + l, n - (size_t)l, ", %.2f GB wasted; stall %.3f s", (double)st->pf_wasted_bytes / 1e9,
+				       (double)c->wait_ns / 1e9);
 	return buf;
 }
 

@@ -90,7 +90,7 @@ int offload_source_close_trace(struct offload_source *s, struct nv_err *e);
 int offload_source_lookahead(const struct offload_source *s);
 /* One line of statistics for `run --stats` and the REPL's /stats: host cache hit
  * rate, prefetches used/issued per predictor, wasted bytes, stall per token
- * (tokens = decoded tokens the stall is spread over; 0 = omit). */
+ * (tokens = decoded tokens the stall is spread over; 0 = the total in seconds). */
 const char *offload_stats_line(const struct offload_source_stats *st, uint64_t tokens, char *buf, size_t n);
 /* One line: where experts come from, cache size, io path. */
 const char *offload_source_describe(struct offload_source *s, char *buf, size_t n);
