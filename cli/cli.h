@@ -108,5 +108,7 @@ int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
+int cli_cmd_run(int argc, char **argv);        /* cmd_run.c */
+int cli_cmd_chat(int argc, char **argv);       /* cmd_chat.c */
 
 #endif

@@ -18,6 +18,8 @@ static const struct cli_cmd g_cmds[] = {
 	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
 	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
 	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
+	{"run", cli_cmd_run, "one-shot generation: nvmoe run MODEL -p TEXT (chat template; --raw for none)"},
+	{"chat", cli_cmd_chat, "the interactive chat REPL"},
 	{"eval", cli_cmd_eval, "teacher-forced logits of a token sequence (raw float32) and mean NLL"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
