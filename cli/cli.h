@@ -111,4 +111,14 @@ int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
 int cli_cmd_run(int argc, char **argv);        /* cmd_run.c */
 int cli_cmd_chat(int argc, char **argv);       /* cmd_chat.c */
 
+/* The kernel backend chosen by o->backend (cli/backend.c): cpu, cuda, or auto (cuda
+ * when a device is present).  0 and *out, or an error (no device, no CUDA build). */
+struct kern;
+int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_err *e);
+/* Error when backend k cannot use the expert source src (NULL = resident: always
+ * fine): host-cache / expert-store views are host memory, which only the CPU backend
+ * reads until the GPU expert slots (cache/gpu) exist. */
+struct core_expert_src;
+int cli_backend_check_experts(const struct kern *k, const struct core_expert_src *src, struct nv_err *e);
+
 #endif

@@ -64,10 +64,9 @@ int cli_cmd_eval(int argc, char **argv)
 		}
 	int chunk = o.chunk > 0 ? o.chunk : (L < 256 ? L : 256);
 	if (chunk > L) chunk = L;
-	k = kern_cpu_create();
-	if (!k) { core_err_set(&e, NV_ENOMEM, "eval", NULL, NULL, "out of memory"); goto err; }
+	if (cli_backend_create(&o, &k, &e)) goto err;
 	/* Routed experts through the offload tiers (--host-cache, converted store) or resident. */
-	if (cli_experts_open(&o, ck, &xs, &src, &e)) goto err;
+	if (cli_experts_open(&o, ck, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
 	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk,
 				      .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;

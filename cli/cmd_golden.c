@@ -439,7 +439,7 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: nvmoe golden DIR [--mode smooth|exact|faithful|all]\n"
+	fprintf(f, "usage: nvmoe golden DIR [--mode smooth|exact|faithful|all] [--backend cpu|cuda|auto]\n"
 		   "  checks the forward pass against a golden case directory (ckpt/, tokens.json,\n"
 		   "  manifest.json, <mode>/*.bin); exit 0 only if every check passes.\n");
 }
@@ -503,10 +503,9 @@ int cli_cmd_golden(int argc, char **argv)
 			goto out;
 		}
 	if (cli_experts_open(&o, g.ck, &xs, &g.experts, &e)) { cli_print_err(&e); goto out; }
-	k = kern_cpu_create();
-	if (!k) { fprintf(stderr, "nvmoe golden: out of memory\n"); goto out; }
-	printf("golden case %s: %d tokens (prefill %d + decode %d), %d layers + MTP, smooth tolerance %.0e of each row's max\n",
-	       g.dir, g.L, g.P, g.N, g.nb, TOL_SMOOTH);
+	if (cli_backend_create(&o, &k, &e) || cli_backend_check_experts(k, g.experts, &e)) { cli_print_err(&e); goto out; }
+	printf("golden case %s: %d tokens (prefill %d + decode %d), %d layers + MTP, backend %s, smooth tolerance %.0e of each row's max\n",
+	       g.dir, g.L, g.P, g.N, g.nb, k->name, TOL_SMOOTH);
 	printf("%-9s %-30s %7s  %-14s %11s    %-10s %s\n", "mode", "check", "n", "measure", "value", "bound", "result");
 	int err = 0;
 	const char *names[3] = { "smooth", "exact", "faithful" };

@@ -11,14 +11,7 @@
 
 const char *cli_fmt_count(char *buf, size_t n, uint64_t v)
 {
-	char tmp[32];
-	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, v), o = 0;
-	for (int i = 0; i < len && o + 2 < (int)n; i++) {
-		if (i && (len - i) % 3 == 0) buf[o++] = ',';
-		buf[o++] = tmp[i];
-	}
-	buf[o] = 0;
-	return buf;
+	return core_fmt_count(buf, n, v);
 }
 
 const char *cli_fmt_size(char *buf, size_t n, uint64_t v)

@@ -120,14 +120,7 @@ static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim)
 /* Thousands separators make the byte counts of messages readable. */
 static const char *commas(char *buf, size_t n, uint64_t v)
 {
-	char tmp[32];
-	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, v), o = 0;
-	for (int i = 0; i < len && o + 2 < (int)n; i++) {
-		if (i && (len - i) % 3 == 0) buf[o++] = ',';
-		buf[o++] = tmp[i];
-	}
-	buf[o] = 0;
-	return buf;
+	return core_fmt_count(buf, n, v);
 }
 
 /* ---- name hash ---- */

@@ -67,6 +67,18 @@ const char *core_err_str(const struct nv_err *e, char *buf, size_t n)
 	return buf;
 }
 
+const char *core_fmt_count(char *buf, size_t n, unsigned long long v)
+{
+	char tmp[32];
+	int len = snprintf(tmp, sizeof tmp, "%llu", v), o = 0;
+	for (int i = 0; i < len && o + 2 < (int)n; i++) {
+		if (i && (len - i) % 3 == 0) buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 void core_check_fail(const char *expr, const char *file, int line)
 {
 	fprintf(stderr, "nvmoe: internal error: CHECK(%s) failed at %s:%d\n", expr, file, line);

@@ -51,6 +51,9 @@ const char *core_err_str(const struct nv_err *e, char *buf, size_t n);
 /* Short name of an error code ("I/O error", "bad input", strerror for -errno). */
 const char *core_err_name(int code);
 
+/* "159,609,485,896": thousands separators make byte counts in messages readable. */
+const char *core_fmt_count(char *buf, size_t n, unsigned long long v);
+
 void core_check_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 #define CHECK(x) do { if (!(x)) core_check_fail(#x, __FILE__, __LINE__); } while (0)
 

@@ -18,24 +18,11 @@
  * core -> kernels is the allowed direction), so there is one source of truth. */
 #include "kernels/numeric.h"
 
-static inline float core_bf16_to_f32(uint16_t h)
-{
-	uint32_t u = (uint32_t)h << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
+static inline float core_bf16_to_f32(uint16_t h) { return kern_bf16_to_f32(h); }
 /* RNE; NaN stays NaN (quiet). */
-static inline uint16_t core_f32_to_bf16(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-	u += 0x7fffu + ((u >> 16) & 1u);
-	return (uint16_t)(u >> 16);
-}
+static inline uint16_t core_f32_to_bf16(float f) { return kern_f32_to_bf16(f); }
 /* bf16(v) as an f32 value. */
-static inline float core_round_bf16(float f) { return core_bf16_to_f32(core_f32_to_bf16(f)); }
+static inline float core_round_bf16(float f) { return kern_rbf16(f); }
 
 float core_e4m3_to_f32(uint8_t b);     /* NaN for 0x7F/0xFF */
 uint8_t core_f32_to_e4m3(float f);

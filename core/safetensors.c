@@ -97,14 +97,7 @@ static int json_uint(const cJSON *it, uint64_t *out)
 /* Thousands separators, as in the messages of CHECKPOINT.md §7. */
 static const char *commas(char *buf, size_t n, uint64_t v)
 {
-	char tmp[32];
-	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, v), o = 0;
-	for (int i = 0; i < len && o + 2 < (int)n; i++) {
-		if (i && (len - i) % 3 == 0) buf[o++] = ',';
-		buf[o++] = tmp[i];
-	}
-	buf[o] = 0;
-	return buf;
+	return core_fmt_count(buf, n, v);
 }
 
 static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim)

@@ -1,0 +1,57 @@
+/* kernels/cuda/cuda.h - the CUDA backend of the kernel table (kernels/kern.h).
+ *
+ * Contract
+ *   kern_cuda_create() fills a struct kern whose ops run on one CUDA device, in one
+ *   compute stream, in call order.  B memory is device memory (cudaMalloc); wmap()
+ *   uploads a weight once (bump-allocated in 256 MiB arenas, 256-byte aligned) and
+ *   returns the same device copy for the same host pointer; weights live until
+ *   destroy().  upload/download synchronise the stream (kern.h: transfers are
+ *   synchronous); copy and every op are asynchronous and ordered.  reserve() sizes the
+ *   workspace once (staged GEMM rows, expert intermediates, hc partial sums).
+ *   Numerics: the same KERN_RND/KERN_QNT semantics and rounding points as the CPU
+ *   backend; elementwise ops, quantisers, RoPE, Hadamard, top-k and the index lists
+ *   are bit-identical to the CPU; dot products, GEMMs and softmax sums differ only by
+ *   f32 summation order and GPU exp/log (MODEL.md §10.8).  Every op computes each row
+ *   with the same arithmetic whatever the row count (bitwise chunk invariance).
+ *   Alignment: FP8/FP4/BF16 weight rows whose width is a multiple of 32 are read
+ *   with vector loads: pointers handed to the ops must be 16-byte aligned (wmap and
+ *   alloc guarantee it; an expert-slot cache must keep it).
+ *
+ *   Errors: create returns -ENODEV (no driver or no device; `msg` says which),
+ *   -EINVAL (device index), -ENOMEM.  Ops cannot fail (kern.h); a CUDA error inside
+ *   one (device fault, launch failure) is reported on stderr and aborts, like CHECK().
+ *   Diagnostics (env): NVMOE_CUDA_SYNC=1 synchronises after every launch so that the
+ *   failing op is named; NVMOE_CUDA_GEMM=ref selects the reference GEMM kernels.
+ *   Threads: one thread drives the backend (kern.h); create and use on that thread.
+ *
+ *   Usable from C.  Only declared when the build has CUDA (NVMOE_HAVE_CUDA).
+ */
+#ifndef NV_KERN_CUDA_H
+#define NV_KERN_CUDA_H
+
+#include <stddef.h>
+
+#include "kernels/kern.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of usable CUDA devices; 0 when there is no driver or no device. */
+int kern_cuda_device_count(void);
+
+/* Backend on device `device`.  0 and *out, or a negative errno with msg filled. */
+int kern_cuda_create(int device, struct kern **out, char *msg, size_t msg_n);
+
+/* Diagnostics (tests): 1 = reference GEMM kernels (one thread per output in the CPU's
+ * order: bit-identical to kernels/cpu), 0 = tensor-core kernels (default). */
+void kern_cuda_set_gemm_ref(struct kern *k, int on);
+
+/* Device name and memory (bytes) of the backend's device. */
+void kern_cuda_info(struct kern *k, char *name, size_t name_n, size_t *mem_free, size_t *mem_total);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
