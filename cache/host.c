@@ -229,6 +229,12 @@ static int take_slot(struct cache_host *c, unsigned flags)
 	return s;
 }
 
+static void pol_insert(struct cache_host *c, int s)
+{
+	if (c->pol->insert_key) c->pol->insert_key(c->pol_st, s, c->key[s]);
+	else c->pol->insert(c->pol_st, s);
+}
+
 void cache_host_set_state(struct cache_host *c, int s, enum cache_slot_state st)
 {
 	CHECK(s >= 0 && s < c->nslots);
@@ -256,7 +262,7 @@ int cache_host_get(struct cache_host *c, int block, int expert, unsigned flags, 
 			if (c->pf[s]) {
 				pf_unlink(c, s);
 				c->st.prefetch_used++;
-				c->pol->insert(c->pol_st, s);
+				pol_insert(c, s);
 			} else {
 				c->pol->touch(c->pol_st, s);
 			}
@@ -286,7 +292,7 @@ int cache_host_get(struct cache_host *c, int block, int expert, unsigned flags, 
 		pf_push(c, s);
 		c->st.prefetch_inserts++;
 	} else {
-		c->pol->insert(c->pol_st, s);
+		pol_insert(c, s);
 	}
 	if (flags & CACHE_REF) {
 		c->refs[s]++;

@@ -95,6 +95,8 @@ const struct cache_policy_ops cache_policy_lru = {
 /* The known policies (one line each). */
 static const struct cache_policy_ops *const g_policies[] = {
 	&cache_policy_lru,
+	&cache_policy_lfu,
+	&cache_policy_s3fifo,
 };
 
 const struct cache_policy_ops *cache_policy_find(const char *name)
@@ -107,5 +109,5 @@ const struct cache_policy_ops *cache_policy_find(const char *name)
 
 const char *cache_policy_names(void)
 {
-	return "lru";
+	return "lru, lfu, s3fifo";
 }

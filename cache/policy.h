@@ -9,8 +9,12 @@
  *   evictable and returns the first one for which evictable(arg, slot) is true, or
  *   -1 when none is.  Calls are serialized by the cache (no locking here); state
  *   is created by create() and freed by destroy() (which accepts NULL).
- *   New policies (LFU, ARC, S3-FIFO, ...) add a struct cache_policy_ops in a file
- *   of their own and a line in cache_policy_find() (cache/lru.c).
+ *   New policies add a struct cache_policy_ops in a file of their own and a line in
+ *   g_policies (cache/lru.c).  Known: lru (lru.c), lfu (lfu.c, in-cache counts,
+ *   LRU among equal counts), s3fifo (s3fifo.c, the adaptive one: a small probation
+ *   FIFO, a main FIFO with lazy reinsertion and a ghost list of evicted keys).
+ *   Policies that remember keys after eviction (ghosts) set insert_key; the cache
+ *   then calls it instead of insert, with key = block * nexperts + expert.
  */
 #ifndef NV_CACHE_POLICY_H
 #define NV_CACHE_POLICY_H
@@ -23,11 +27,15 @@ struct cache_policy_ops {
 	void (*touch)(void *state, int slot);
 	void (*remove)(void *state, int slot);
 	int (*victim)(void *state, int (*evictable)(void *arg, int slot), void *arg);
+	/* Optional (NULL = use insert): insert, telling which key the slot now holds. */
+	void (*insert_key)(void *state, int slot, int key);
 };
 
 extern const struct cache_policy_ops cache_policy_lru;
+extern const struct cache_policy_ops cache_policy_lfu;
+extern const struct cache_policy_ops cache_policy_s3fifo;
 
-/* By name ("lru"); NULL when unknown. */
+/* By name ("lru", "lfu", "s3fifo"); NULL or "" = lru; NULL when unknown. */
 const struct cache_policy_ops *cache_policy_find(const char *name);
 /* Comma-separated list of the known names, for messages. */
 const char *cache_policy_names(void);

@@ -81,7 +81,6 @@ struct core_ckpt;
 struct core_expert_src;
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
 		     const struct core_expert_src **src, struct nv_err *e);
-void cli_experts_close(struct cli_experts *x);
 /* The same for backend k: on a GPU backend, --vram-budget, --host-cache or a store
  * give GPU expert slots (cache/gpu) whose views are device memory; without them the
  * experts stay resident (NULL *src).  k must outlive *x.  After the model and its
@@ -94,6 +93,18 @@ int cli_experts_reserve(struct cli_experts *x, struct nv_err *e);
 /* GPU-slot statistics (bench): 0 and the figures, or -1 when x has no GPU slots. */
 struct cache_gpu_stats;
 int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *st, int *nslots, int *pinned);
+/* Closes x (NULL ok), publishing the --trace-experts trace: returns 1 after printing
+ * when that failed, else 0. */
+int cli_experts_close(struct cli_experts *x);
+/* One statistics line (offload_stats_line) for `run --stats` and the REPL's /stats;
+ * tokens = decoded tokens to spread the stall over (0 = omit). */
+const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char *buf, size_t n);
+/* bench --json keys: host_cache {hits, misses, evictions, bytes_read}, prefetch
+ * {hash {issued, used, predicted, correct}, lookahead {...}, wasted_bytes, cancelled,
+ * lookahead_depth}, stall_ms_per_token, io {bytes, seconds}.  x may be NULL
+ * (resident: zeros). */
+struct cJSON;
+void cli_experts_json(struct cli_experts *x, struct cJSON *root, uint64_t tokens);
 /* inspect --verify of a converted model: check the checksum of every record of the
  * expert store; prints bad records and a summary.  0 when all are good, else 1. */
 int cli_verify_store(const struct core_ckpt *ck);

@@ -412,6 +412,10 @@ static void cmd_stats(struct chat *c)
 	printf("sampling: temperature %g, top-p %g, top-k %d, seed %llu; think %s; max tokens %d\n",
 	       c->g.scfg.temperature, c->g.scfg.top_p, c->g.scfg.top_k, (unsigned long long)c->g.scfg.seed, c->think,
 	       c->o->max_tokens);
+	if (c->g.xs) {
+		char line[600];
+		printf("experts: %s\n", cli_experts_stats_line(c->g.xs, (uint64_t)c->gen_tok, line, sizeof line));
+	}
 }
 
 /* 1 = leave the REPL. */

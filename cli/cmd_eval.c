@@ -106,7 +106,7 @@ out:
 	free(lg);
 	core_seq_destroy(sq);
 	core_model_destroy(m);
-	cli_experts_close(xs);
+	if (cli_experts_close(xs)) ret = 1;
 	if (k) k->destroy(k);
 	core_ckpt_close(ck);
 	free(tok);

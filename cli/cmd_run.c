@@ -138,7 +138,13 @@ int cli_cmd_run(int argc, char **argv)
 		putchar('\n');
 	fflush(stdout);
 	if (grc) goto out;
-	if (o.stats) print_stats(&st);
+	if (o.stats) {
+		print_stats(&st);
+		if (g.xs) {
+			char line[600];
+			fprintf(stderr, "nvmoe: experts: %s\n", cli_experts_stats_line(g.xs, (uint64_t)st.gen_tok, line, sizeof line));
+		}
+	}
 	rc = 0;
 out:
 	if (rc) cli_print_err(&e);

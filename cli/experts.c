@@ -6,6 +6,7 @@
  * --vram-budget, --host-cache or a store asks for streaming; then GPU expert slots
  * (cache/gpu) over the streamed source, whose host cache is page-locked for CUDA, or
  * over host views into the mmapped checkpoint. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct cli_experts {
 	struct kern *k;                   /* the backend (GPU slots) */
 	uint64_t vram_budget;
 	int stats, verbose;
+	const char *trace;                /* routing trace being written, or NULL */
 };
 
 static const void *host_wmap(struct kern *k, const void *host, size_t bytes)
@@ -68,7 +70,8 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 	*x = NULL;
 	*src = NULL;
 	int gpu = is_gpu_backend(k);
-	int streamed = o->host_cache || core_ckpt_has_store(ck);
+	/* A trace without a bound still streams (every expert fits, or half the RAM). */
+	int streamed = o->host_cache || core_ckpt_has_store(ck) || o->trace_experts;
 	if (!streamed && !(gpu && o->vram_budget)) return 0; /* resident (in VRAM on the GPU) */
 	struct cli_experts *c = calloc(1, sizeof *c);
 	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
@@ -84,6 +87,10 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 		so.host_cache_bytes = o->host_cache;
 		so.allow_unlocked = o->no_mlock;
 		so.prefetch = o->prefetch;
+		if (o->lookahead >= 0) so.lookahead = o->lookahead;
+		so.trace_path = o->trace_experts;
+		so.trace_ring = o->chunk > 256 ? o->chunk : 256;
+		c->trace = o->trace_experts;
 		if (gpu) {
 			so.pin = cache_gpu_cuda_pin;
 			so.unpin = cache_gpu_cuda_unpin;
@@ -156,9 +163,57 @@ int cli_experts_gpu_stats(const struct cli_experts *x, struct cache_gpu_stats *s
 	return 0;
 }
 
-void cli_experts_close(struct cli_experts *x)
+const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char *buf, size_t n)
 {
-	if (!x) return;
+	if (!x || !x->s) {
+		snprintf(buf, n, "experts resident (no host cache)");
+		return buf;
+	}
+	struct offload_source_stats st;
+	offload_source_stats(x->s, &st);
+	return offload_stats_line(&st, tokens, buf, n);
+}
+
+void cli_experts_json(struct cli_experts *x, cJSON *root, uint64_t tokens)
+{
+	struct offload_source_stats st;
+	memset(&st, 0, sizeof st);
+	if (x && x->s) offload_source_stats(x->s, &st);
+	cJSON *hc = cJSON_AddObjectToObject(root, "host_cache");
+	cJSON_AddNumberToObject(hc, "hits", (double)st.cache.hits);
+	cJSON_AddNumberToObject(hc, "misses", (double)st.cache.misses);
+	cJSON_AddNumberToObject(hc, "evictions", (double)st.cache.evictions);
+	cJSON_AddNumberToObject(hc, "bytes_read", (double)st.cache.bytes_read);
+	cJSON *pf = cJSON_AddObjectToObject(root, "prefetch");
+	static const char *const nm[OFFLOAD_PF_KINDS] = { "hash", "lookahead" };
+	for (int k = 0; k < OFFLOAD_PF_KINDS; k++) {
+		cJSON *o = cJSON_AddObjectToObject(pf, nm[k]);
+		cJSON_AddNumberToObject(o, "issued", (double)st.pf_issued[k]);
+		cJSON_AddNumberToObject(o, "used", (double)st.pf_used[k]);
+		cJSON_AddNumberToObject(o, "predicted", (double)st.pred.predicted[k]);
+		cJSON_AddNumberToObject(o, "correct", (double)st.pred.correct[k]);
+	}
+	cJSON_AddNumberToObject(pf, "wasted_bytes", (double)st.pf_wasted_bytes);
+	cJSON_AddNumberToObject(pf, "cancelled", (double)st.pf_cancelled);
+	cJSON_AddNumberToObject(pf, "lookahead_depth", x && x->s ? offload_source_lookahead(x->s) : 0);
+	cJSON_AddNumberToObject(root, "stall_ms_per_token", tokens ? (double)st.cache.wait_ns / 1e6 / (double)tokens : 0.0);
+	cJSON *io = cJSON_AddObjectToObject(root, "io");
+	cJSON_AddNumberToObject(io, "bytes", (double)st.io.bytes);
+	cJSON_AddNumberToObject(io, "seconds", (double)st.io_busy_ns / 1e9);
+}
+
+int cli_experts_close(struct cli_experts *x)
+{
+	if (!x) return 0;
+	int rc = 0;
+	struct nv_err e;
+	core_err_clear(&e);
+	if (x->trace && x->s && offload_source_close_trace(x->s, &e)) {
+		cli_print_err(&e);
+		rc = 1;
+	} else if (x->trace) {
+		fprintf(stderr, "nvmoe: routing trace written to %s (replay: tracesim %s)\n", x->trace, x->trace);
+	}
 	if (x->stats && x->g) {
 		struct cache_gpu_stats st;
 		cache_gpu_stats(x->g, &st);
@@ -174,19 +229,17 @@ void cli_experts_close(struct cli_experts *x)
 	if (x->stats && x->s) {
 		struct offload_source_stats st;
 		offload_source_stats(x->s, &st);
-		uint64_t acc = st.cache.hits + st.cache.misses;
-		fprintf(stderr, "nvmoe: host cache: %llu hits, %llu misses (%.1f%% hit), %llu evictions, prefetch %llu (used %llu, wasted %llu), "
-			"%.3f GB read, %.3f s waited, %llu records verified; io: %llu requests (%llu short, %llu EAGAIN, %llu errors)\n",
-			(unsigned long long)st.cache.hits, (unsigned long long)st.cache.misses,
-			acc ? 100.0 * (double)st.cache.hits / (double)acc : 0.0, (unsigned long long)st.cache.evictions,
-			(unsigned long long)st.cache.prefetch_inserts, (unsigned long long)st.cache.prefetch_used,
-			(unsigned long long)st.cache.prefetch_wasted, st.cache.bytes_read / 1e9, st.cache.wait_ns / 1e9,
-			(unsigned long long)st.verified, (unsigned long long)st.io.requests,
-			(unsigned long long)st.io.short_reads, (unsigned long long)st.io.eagain, (unsigned long long)st.io.errors);
+		char line[600];
+		fprintf(stderr, "nvmoe: %s; %llu late, %llu cancelled; %llu records verified; io: %llu requests (%llu short, %llu EAGAIN, %llu errors), %.3f s busy\n",
+			offload_stats_line(&st, 0, line, sizeof line), (unsigned long long)st.late,
+			(unsigned long long)st.pf_cancelled, (unsigned long long)st.verified,
+			(unsigned long long)st.io.requests, (unsigned long long)st.io.short_reads,
+			(unsigned long long)st.io.eagain, (unsigned long long)st.io.errors, (double)st.io_busy_ns / 1e9);
 	}
 	offload_source_destroy(x->s);
 	core_expert_src_resident_destroy(x->res);
 	free(x);
+	return rc;
 }
 
 struct vprog { double t0, last; int tty; };

@@ -13,8 +13,20 @@
  *   hint() announces experts that will be acquired soon (prefetch); it never blocks,
  *   never fails the step and may be ignored.  `priority` 0 = demand-imminent,
  *   larger = more speculative.
- *   Threads: acquire/release/hint are called from the forward pass's thread only;
- *   a source does its own I/O on threads of its own.
+ *   Batch acquisition (optional, for the pipeline of DESIGN.md §3): begin() names
+ *   the n distinct experts a block needs now (ascending ids) so the source can look
+ *   them all up and start every missing read at once; next() then hands them out
+ *   one at a time - want = -1: whichever is ready first (arrival order), else that
+ *   expert id - each a view until its release(); end() gives back the experts of
+ *   the batch not handed out (always called, also after an error).  The numerics do
+ *   not depend on the order (core/moe.c sums in id order).
+ *   routed() (optional) reports every token's selection ids [S, k] (selection order)
+ *   for block, positions p0 .. p0+S-1, before its experts are acquired.
+ *   lookahead: how many blocks ahead the forward pass should predict with the gates
+ *   of later blocks applied to the current hidden state (0 = none); predictions
+ *   arrive as hint(block + d, ids, n, priority = d).
+ *   Threads: every call comes from the forward pass's thread only; a source does
+ *   its own I/O on threads of its own.
  */
 #ifndef NV_CORE_EXPERT_SRC_H
 #define NV_CORE_EXPERT_SRC_H
@@ -40,6 +52,14 @@ struct core_expert_src {
 	/* Optional: called once per token position when the token id is known
 	 * (hash-exact prefetch); may be NULL. */
 	void (*token_known)(void *ctx, int pos, int token);
+	/* Optional batch acquisition (see the contract); all three or none. */
+	int (*acquire_begin)(void *ctx, int block, const int *experts, int n, struct nv_err *e);
+	int (*acquire_next)(void *ctx, int block, int want, int *got, struct core_expert_view *out,
+			    struct nv_err *e);
+	void (*acquire_end)(void *ctx, int block);
+	/* Optional: ids [S, k] host, valid during the call. */
+	void (*routed)(void *ctx, int block, int p0, int S, int k, const int32_t *ids);
+	int lookahead; /* router lookahead depth in blocks, 0 = none */
 };
 
 #endif

@@ -204,6 +204,9 @@ static int ws_alloc(struct core_model *m, struct nv_err *e)
 	A(w->wts, S * K);
 	A(w->slots, S * K);
 	A(w->acc, S * D);
+	A(w->eacc, (K + 1) * S * D);
+	A(w->la_ids, S * K);
+	A(w->la_wts, S * K);
 	A(w->g, S * c->moe_intermediate_size);
 	A(w->u, S * c->moe_intermediate_size);
 	A(w->h, S * c->moe_intermediate_size);
@@ -215,6 +218,8 @@ static int ws_alloc(struct core_model *m, struct nv_err *e)
 	AH(w->hash_h, S * K);
 	AH(w->wts_h, S * K);
 	AH(w->cnt_h, c->n_routed_experts + 1);
+	AH(w->xs_h, c->n_routed_experts);
+	AH(w->la_h, 2 * c->n_routed_experts);
 #undef A
 #undef AH
 	if (fail) return core_err_set(e, NV_ENOMEM, "model", "workspace", "use a smaller --chunk",
@@ -231,15 +236,18 @@ static void ws_free(struct core_model *m)
 	struct kern *k = m->k;
 	struct core_ws *w = &m->ws;
 	float *b[] = { w->X, w->Xn, w->Z, w->x, w->a, w->post, w->comb, w->qa, w->q, w->o, w->og, w->kt,
-		       w->gt, w->qi, w->wi, w->gl, w->wts, w->acc, w->g, w->u, w->h, w->sh, w->y, w->logits };
+		       w->gt, w->qi, w->wi, w->gl, w->wts, w->acc, w->eacc, w->la_wts, w->g, w->u, w->h, w->sh, w->y, w->logits };
 	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) k->free(k, b[i]);
 	k->free(k, w->ids);
+	k->free(k, w->la_ids);
 	k->free(k, w->slots);
 	free(w->ids_h);
 	free(w->slots_h);
 	free(w->hash_h);
 	free(w->wts_h);
 	free(w->cnt_h);
+	free(w->xs_h);
+	free(w->la_h);
 	free(w->X_h);
 }
 

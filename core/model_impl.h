@@ -56,6 +56,9 @@ struct core_ws {
 	float *wts;           /* [S, k] */
 	int32_t *slots;       /* [S*k] */
 	float *acc;           /* [S, D] f32 MoE sum */
+	float *eacc;          /* [K + 1, S, D] per-expert outputs of a pipelined MoE, + one to sum into */
+	int32_t *la_ids;      /* [S, k] router lookahead selection */
+	float *la_wts;        /* [S, k] (unused weights of the lookahead routing) */
 	float *g, *u, *h;     /* [S, F] shared expert */
 	float *sh;            /* [S, D] */
 	float *y;             /* [S, D] head input */
@@ -63,6 +66,8 @@ struct core_ws {
 	/* host */
 	int32_t *ids_h, *slots_h, *hash_h; /* (H) [S*k] */
 	int *cnt_h;                        /* (H) [E+1] */
+	int *xs_h;                         /* (H) [E] distinct experts of a block, ascending */
+	int *la_h;                         /* (H) [2E] lookahead union, marks */
 	float *wts_h;                      /* (H) [S*k] */
 	float *X_h;                        /* (H) [S, M*D] hooks */
 };

@@ -1,12 +1,60 @@
 /* core/moe.c - one MoE sublayer (MODEL.md §9): gate, hash or score routing, routed
  * experts obtained from the expert source, shared expert, combination.
  *
- * Experts run in ascending id order, each on the rows routed to it, accumulating
- * into an f32 sum per token, so every token's sum is formed in expert-id order
- * whatever the batch (§9.4); the shared expert is added last, one bf16 rounding. */
+ * Every token's routed sum is formed in expert-id order whatever the batch (§9.4):
+ * either the experts run in ascending id order accumulating into one f32 sum, or
+ * (a source with batch acquisition, at most k experts) they run in the order their
+ * bytes arrive, each into a buffer of its own, and the buffers are then added in id
+ * order - the same additions, so the logits are bitwise those of a resident run.
+ * The shared expert runs before the routed ones (it needs no transfer) and is added
+ * last, one bf16 rounding.  After routing, the router lookahead predicts the next
+ * blocks' experts for the source to prefetch. */
 #include <string.h>
 
 #include "model_impl.h"
+
+/* Expert x (its rows: cnt ranges of the counting sort) accumulated into out [S, D]. */
+static void expert(struct core_model *m, float *out, int x, const struct core_expert_view *v, const int *cnt)
+{
+	struct core_ws *w = &m->ws;
+	const struct core_config *c = &m->c;
+	const int D = c->hidden_size, K = c->num_experts_per_tok, F = c->moe_intermediate_size;
+	int lo = x ? cnt[x - 1] : 0, n = cnt[x] - lo;
+	struct kern_expert ex = {
+		{ v->w1, v->w1_scale, F, D }, { v->w3, v->w3_scale, F, D }, { v->w2, v->w2_scale, D, F },
+	};
+	m->k->moe_expert(m->k, out, w->x, &ex, w->slots + lo, n, w->wts, K, m->limit, m->nm);
+}
+
+/* Router lookahead (DESIGN.md §3 step 2): the gates of the next score-routed blocks
+ * applied to this block's FFN input predict their experts; the union over the rows
+ * goes to hint() with priority = distance.  Arithmetic only (kernel table); it
+ * touches no state the numerics depend on (gl is free once this block routed). */
+static void lookahead(struct core_model *m, const struct core_block *b, int S)
+{
+	const struct core_expert_src *src = m->src;
+	struct kern *k = m->k;
+	struct core_ws *w = &m->ws;
+	const struct core_config *c = &m->c;
+	const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+	if (!src->hint || src->lookahead <= 0 || b->idx >= c->num_hidden_layers) return;
+	for (int d = 1; d <= src->lookahead; d++) {
+		int t = b->idx + d;
+		if (t >= c->num_hidden_layers) break; /* the MTP block has its own input */
+		const struct core_block *nb = &m->blk[t];
+		if (nb->hash) continue;               /* predicted exactly from the token */
+		k->gemm_f32(k, w->gl, E, w->x, D, nb->gate_w, E, D, S);
+		k->route(k, w->la_ids, w->la_wts, w->gl, nb->gate_bias, S, E, K, m->gamma);
+		k->download(k, w->hash_h, w->la_ids, (size_t)S * K * sizeof(int32_t));
+		int *u = w->la_h, *mark = w->la_h + E, nu = 0;
+		memset(mark, 0, sizeof(int) * (size_t)E);
+		for (int i = 0; i < S * K; i++) {
+			int x = w->hash_h[i];
+			if (x >= 0 && x < E && !mark[x]) mark[x] = 1, u[nu++] = x;
+		}
+		src->hint(src->ctx, t, u, nu, d);
+	}
+}
 
 int core_moe(struct core_model *m, const struct core_block *b, const int32_t *tok, int S, int p0,
 	     struct nv_err *e)
@@ -59,33 +107,66 @@ int core_moe(struct core_model *m, const struct core_block *b, const int32_t *to
 		}
 	/* cnt[x] is now the end of expert x's range; its start is cnt[x-1] (0 for x = 0) */
 	k->upload(k, w->slots, w->slots_h, (size_t)nsel * sizeof(int32_t));
-	k->fill(k, w->acc, 0.0f, (size_t)S * D);
 
 	const struct core_expert_src *src = m->src;
-	if (src->hint) {
-		int used[256], nu = 0;
-		for (int x = 0; x < E && nu < 256; x++)
-			if (cnt[x] > (x ? cnt[x - 1] : 0)) used[nu++] = x;
-		src->hint(src->ctx, b->idx, used, nu, 0);
-	}
-	for (int x = 0; x < E; x++) {
-		int lo = x ? cnt[x - 1] : 0, n = cnt[x] - lo;
-		if (n == 0) continue;
-		struct core_expert_view v;
-		int rc = src->acquire(src->ctx, b->idx, x, &v, e);
-		if (rc) return rc;
-		struct kern_expert ex = {
-			{ v.w1, v.w1_scale, F, D }, { v.w3, v.w3_scale, F, D }, { v.w2, v.w2_scale, D, F },
-		};
-		k->moe_expert(k, w->acc, w->x, &ex, w->slots + lo, n, w->wts, K, m->limit, m->nm);
-		src->release(src->ctx, b->idx, x);
+	if (src->routed) src->routed(src->ctx, b->idx, p0, S, K, w->ids_h);
+	int *xs = w->xs_h, nx = 0; /* the distinct experts, ascending */
+	for (int x = 0; x < E; x++)
+		if (cnt[x] > (x ? cnt[x - 1] : 0)) xs[nx++] = x;
+	const int batch = src->acquire_begin != NULL;
+	int rc = 0;
+	if (batch) rc = src->acquire_begin(src->ctx, b->idx, xs, nx, e);
+	else if (src->hint) src->hint(src->ctx, b->idx, xs, nx, 0);
+	if (!rc) lookahead(m, b, S);
+
+	/* 9.3 shared expert: computed while the routed experts load */
+	if (!rc) {
+		k->gemm_fp8(k, w->g, F, w->x, D, &b->sh_w1, S, m->nm);
+		k->gemm_fp8(k, w->u, F, w->x, D, &b->sh_w3, S, m->nm);
+		k->swiglu(k, w->h, w->g, w->u, S, F, m->nm);
+		k->gemm_fp8(k, w->sh, D, w->h, F, &b->sh_w2, S, m->nm);
 	}
 
-	/* 9.3 shared expert, 9.4 combination */
-	k->gemm_fp8(k, w->g, F, w->x, D, &b->sh_w1, S, m->nm);
-	k->gemm_fp8(k, w->u, F, w->x, D, &b->sh_w3, S, m->nm);
-	k->swiglu(k, w->h, w->g, w->u, S, F, m->nm);
-	k->gemm_fp8(k, w->sh, D, w->h, F, &b->sh_w2, S, m->nm);
+	const size_t SD = (size_t)S * D;
+	if (!rc && batch && nx <= K) {
+		/* Pipelined: experts in arrival order, each into its own buffer, then the
+		 * sum in id order: acc = ((0 + y_0) + y_1) + ... per row, the additions
+		 * of the in-order path (rows an expert skips add +0, which changes nothing:
+		 * a sum started at +0 is never -0). */
+		for (int i = 0; i < nx && !rc; i++) {
+			int x, j = 0;
+			struct core_expert_view v;
+			if ((rc = src->acquire_next(src->ctx, b->idx, -1, &x, &v, e))) break;
+			while (j < nx - 1 && xs[j] != x) j++;
+			CHECK(xs[j] == x);
+			k->fill(k, w->eacc + (size_t)j * SD, 0.0f, SD);
+			expert(m, w->eacc + (size_t)j * SD, x, &v, cnt);
+			src->release(src->ctx, b->idx, x);
+		}
+		float *sum = w->acc, *alt = w->eacc + (size_t)K * SD, *t;
+		k->fill(k, sum, 0.0f, SD);
+		for (int j = 0; j < nx && !rc; j++) {
+			k->add_round(k, alt, sum, w->eacc + (size_t)j * SD, SD, 0);
+			t = sum, sum = alt, alt = t;
+		}
+		if (!rc && sum != w->acc) k->copy(k, w->acc, sum, SD * sizeof(float));
+	} else if (!rc) {
+		k->fill(k, w->acc, 0.0f, SD);
+		for (int i = 0; i < nx && !rc; i++) {
+			int x = xs[i], got = x;
+			struct core_expert_view v;
+			rc = batch ? src->acquire_next(src->ctx, b->idx, x, &got, &v, e)
+				   : src->acquire(src->ctx, b->idx, x, &v, e);
+			if (rc) break;
+			CHECK(got == x);
+			expert(m, w->acc, x, &v, cnt);
+			src->release(src->ctx, b->idx, x);
+		}
+	}
+	if (batch) src->acquire_end(src->ctx, b->idx);
+	if (rc) return rc;
+
+	/* 9.4 combination */
 	k->add_round(k, w->a, w->acc, w->sh, (size_t)S * D, m->nm);
 	return 0;
 }

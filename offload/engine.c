@@ -714,6 +714,24 @@ void offload_engine_promote(struct offload_engine *g, struct offload_group *grp)
 	pthread_mutex_unlock(&g->mu);
 }
 
+int offload_engine_cancel(struct offload_engine *g, struct offload_group *grp)
+{
+	int n = 0;
+	pthread_mutex_lock(&g->mu);
+	for (int b = 0; b < 2; b++)
+		for (int p = 0; p < OFFLOAD_NPRIO; p++)
+			for (struct offload_read *r = g->q[b][p].head, *nx; r; r = nx) {
+				nx = r->qnext_;
+				if (r->grp_ != grp) continue;
+				fail_read(g, r, NV_ECANCELED, NULL, "prefetch cancelled: no longer needed");
+				if (r->inflight_ == 0) finish_read(g, r);
+				n++;
+			}
+	run_callbacks(g);
+	pthread_mutex_unlock(&g->mu);
+	return n;
+}
+
 int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, struct nv_err *e)
 {
 	pthread_mutex_lock(&g->mu);

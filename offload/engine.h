@@ -129,6 +129,12 @@ int offload_engine_submit(struct offload_engine *g, struct offload_read *r, int 
 /* Move the still-queued reads of grp to demand priority (a prefetch that is now
  * needed); a no-op for reads already in flight or done. */
 void offload_engine_promote(struct offload_engine *g, struct offload_group *grp);
+/* Cancel the still-queued reads of grp (a prefetch no longer wanted): they fail
+ * with NV_ECANCELED without being issued; reads already in flight finish.  The
+ * group completes (callback included, possibly on the caller's thread, with no
+ * engine lock held) once nothing of it is in flight.  Returns the number of reads
+ * cancelled (0: nothing was queued any more). */
+int offload_engine_cancel(struct offload_engine *g, struct offload_group *grp);
 /* Block until grp is done; returns its status and copies its error into e. */
 int offload_engine_wait(struct offload_engine *g, struct offload_group *grp, struct nv_err *e);
 /* A done group's status and error (for `done` callbacks). */

@@ -3,7 +3,7 @@
 # Uses sudo when not root.  Safe to run repeatedly (fast when nothing is missing).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libzstd-dev libhwloc-dev
-      libreadline-dev libpcre2-dev libcjson-dev libxxhash-dev fio clang)
+      libreadline-dev libpcre2-dev libcjson-dev libxxhash-dev fio clang gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
