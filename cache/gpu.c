@@ -368,13 +368,24 @@ static void gpu_token_known(void *ctx, int pos, int token)
 	if (g->o.inner->token_known) g->o.inner->token_known(g->o.inner->ctx, pos, token);
 }
 
+/* Routing reports go to the inner tier, whose predictors score them. */
+static void gpu_routed(void *ctx, int b, int p0, int S, int k, const int32_t *ids)
+{
+	struct cache_gpu *g = ctx;
+	if (g->o.inner->routed) g->o.inner->routed(g->o.inner->ctx, b, p0, S, k, ids);
+}
+
 void cache_gpu_iface(struct cache_gpu *g, struct core_expert_src *out)
 {
+	/* optional hooks this layer does not provide stay NULL */
+	memset(out, 0, sizeof *out);
 	out->ctx = g;
 	out->acquire = gpu_acquire;
 	out->release = gpu_release;
 	out->hint = gpu_hint;
 	out->token_known = gpu_token_known;
+	out->routed = gpu_routed;
+	out->lookahead = g->o.inner->lookahead; /* lookahead hints reach the inner tier via hint() */
 }
 
 int cache_gpu_is_src(const struct core_expert_src *src) { return src && src->acquire == gpu_acquire; }
