@@ -226,7 +226,7 @@ static int h_refs(void)
 	return r;
 }
 
-static struct core_expert_src HSRC = { NULL, h_acquire, h_release, NULL, NULL };
+static struct core_expert_src HSRC = { .acquire = h_acquire, .release = h_release };
 
 /* ------------------------------------------------------------------ helpers */
 

@@ -76,7 +76,7 @@ static void h_release(void *ctx, int b, int x)
 	TU_CHECK(0, "inner release of (%d,%d) not held", b, x);
 }
 
-static struct core_expert_src HSRC = { NULL, h_acquire, h_release, NULL, NULL };
+static struct core_expert_src HSRC = { .acquire = h_acquire, .release = h_release };
 
 static void die(const char *what, const struct nv_err *e)
 {
