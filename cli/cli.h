@@ -94,5 +94,6 @@ int cli_cmd_golden(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cli_cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cli_cmd_template(int argc, char **argv);   /* cmd_template.c */
+int cli_cmd_eval(int argc, char **argv);
 
 #endif

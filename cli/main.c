@@ -18,6 +18,7 @@ static const struct cli_cmd g_cmds[] = {
 	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
 	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
 	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
+	{"eval", cli_cmd_eval, "teacher-forced logits of a token sequence (raw float32) and mean NLL"},
 	{"golden", cli_cmd_golden, "check the forward pass against a golden case directory"},
 	{"version", cmd_version, "print the version and build features"},
 	{"tokenize", cli_cmd_tokenize, "text -> token ids (JSON array)"},

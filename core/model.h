@@ -110,6 +110,10 @@ int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, 
 int core_block_forward(struct core_model *m, struct core_seq *sq, int block, const float *X_in,
 		       const int32_t *tok, int S, int p0, float *X_out, struct nv_err *e);
 
+/* The f32 RoPE frequency table of §8.3 (d_r/2 entries): yarn = 0 for ratio-0 blocks
+ * (rope_theta), 1 for ratio-4/128 blocks (compress_rope_theta + YaRN). */
+void core_rope_freqs(const struct core_config *c, int yarn, float *w);
+
 /* The resident expert source: views into the checkpoint's mmapped shards, made
  * available to backend k with wmap().  Borrowed by the model; destroy after it. */
 int core_expert_src_resident(const struct core_ckpt *ck, struct kern *k, struct core_expert_src **out,

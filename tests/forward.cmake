@@ -8,3 +8,5 @@ foreach(c tiny-a tiny-b)
 endforeach()
 nv_add_test(NAME forward_golden_compact_perturb LABEL model
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/forward_compact.sh $<TARGET_FILE:nvmoe> $<TARGET_FILE:test_forward_perturb>)
+nv_add_c_test(test_forward_model model ${CMAKE_SOURCE_DIR}/tests/test_forward_model.c)
+nv_add_c_test(test_forward_kernels unit ${CMAKE_SOURCE_DIR}/tests/test_forward_kernels.c)

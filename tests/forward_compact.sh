@@ -15,6 +15,9 @@ zstd -dc "$tar_" | tar xf - -C "$tmp" || { echo "FAIL: cannot unpack $tar_"; exi
 d=$tmp/tiny-a
 "$nvmoe" golden "$d" --mode smooth || { echo "FAIL: unperturbed compact case"; exit 1; }
 fail=0
+# nvmoe eval (chunks of 7, smooth) against the golden per-position logits, 1e-4 of the row max
+"$nvmoe" eval "$d/ckpt" --tokens "$d/tokens.json" --out "$tmp/eval.bin" --chunk 7 --smooth || { echo "FAIL: eval"; exit 1; }
+"$perturb_tool" cmp "$tmp/eval.bin" "$d/smooth/logits_all.bin" 512 1e-4 || { echo "FAIL: eval logits vs golden logits_all"; fail=1; }
 perturb() { # perturb NAME: run, expect failure, restore
 	"$nvmoe" golden "$d" --mode smooth >"$tmp/out.txt" 2>&1
 	rc=$?

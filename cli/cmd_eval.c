@@ -1,0 +1,106 @@
+/* cli/cmd_eval.c - `nvmoe eval MODEL --tokens FILE --out FILE [--chunk N] [--smooth]`:
+ * teacher-forced logits for every position of a token sequence, written as raw
+ * little-endian float32 [L, V] (to a temporary name, renamed on success), and the
+ * mean negative log-likelihood of tokens[1..L) printed. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/ckpt.h"
+#include "core/model.h"
+#include "evalio.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nvmoe eval MODEL --tokens FILE --out FILE [--chunk N] [--smooth]\n"
+		   "  teacher-forced logits of every position of FILE (JSON [ids...] or {\"tokens\": [...]})\n"
+		   "  written as raw little-endian float32 [L, vocab]; prints the mean NLL.\n"
+		   "  --chunk N   prefill chunk (default: whole sequence, at most 256)\n"
+		   "  --smooth    no activation quantisation, no bf16 rounding (golden `smooth` numerics)\n");
+}
+
+/* -log softmax(l)[t] in double */
+static double nll(const float *l, int V, int t)
+{
+	double mx = l[0], s = 0;
+	for (int v = 1; v < V; v++) if (l[v] > mx) mx = l[v];
+	for (int v = 0; v < V; v++) s += exp((double)l[v] - mx);
+	return log(s) + mx - (double)l[t];
+}
+
+int cli_cmd_eval(int argc, char **argv)
+{
+	struct cli_opts o;
+	int r = cli_opts_parse(argc, argv, &o);
+	if (r == 3) { usage(stdout); return 0; }
+	if (r) return r;
+	if (o.nargs != 1 || !o.tokens || !o.out) { usage(stderr); return 2; }
+	struct nv_err e = {0};
+	int32_t *tok = NULL;
+	int L = 0, P, ret = 1;
+	struct core_ckpt *ck = NULL;
+	struct kern *k = NULL;
+	struct core_model *m = NULL;
+	struct core_seq *sq = NULL;
+	float *lg = NULL;
+	FILE *f = NULL;
+	char tmp[4096] = "";
+	if (cli_read_tokens(o.tokens, &tok, &L, &P, &e)) goto err;
+	struct core_ckpt_opts co = { .allow_extra = o.allow_extra };
+	if (core_ckpt_open(o.args[0], &co, &ck, &e)) goto err;
+	const struct core_config *c = core_ckpt_config(ck);
+	const int V = c->vocab_size;
+	for (int i = 0; i < L; i++)
+		if (tok[i] >= V) {
+			core_err_set(&e, NV_ERANGE, o.tokens, "tokens", "use token ids of this model's vocabulary",
+				     "token %d at position %d is >= vocab_size %d", tok[i], i, V);
+			goto err;
+		}
+	int chunk = o.chunk > 0 ? o.chunk : (L < 256 ? L : 256);
+	if (chunk > L) chunk = L;
+	k = kern_cpu_create();
+	if (!k) { core_err_set(&e, NV_ENOMEM, "eval", NULL, NULL, "out of memory"); goto err; }
+	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk };
+	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;
+	lg = malloc(sizeof(float) * (size_t)chunk * V);
+	if (!lg) { core_err_set(&e, NV_ENOMEM, "eval", "logits", NULL, "out of memory"); goto err; }
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", o.out, (int)getpid());
+	f = fopen(tmp, "wb");
+	if (!f) { core_err_set(&e, -errno, tmp, NULL, "check the output directory", "cannot create: %s", strerror(errno)); goto err; }
+	double sum = 0;
+	for (int p0 = 0; p0 < L; p0 += chunk) {
+		int n = L - p0 < chunk ? L - p0 : chunk;
+		struct core_fwd_io io = { .logits = lg, .logits_all = 1 };
+		if (core_forward(m, sq, tok + p0, n, p0, &io, &e)) goto err;
+		if (fwrite(lg, sizeof(float) * V, n, f) != (size_t)n) {
+			core_err_set(&e, NV_EIO, tmp, NULL, "check free disk space", "write failed");
+			goto err;
+		}
+		for (int s = 0; s < n; s++)
+			if (p0 + s + 1 < L) sum += nll(lg + (size_t)s * V, V, tok[p0 + s + 1]);
+	}
+	if (fclose(f)) { f = NULL; core_err_set(&e, NV_EIO, tmp, NULL, "check free disk space", "close failed"); goto err; }
+	f = NULL;
+	if (rename(tmp, o.out)) { core_err_set(&e, -errno, o.out, NULL, NULL, "rename failed: %s", strerror(errno)); goto err; }
+	tmp[0] = 0;
+	printf("eval: %d tokens, logits [%d, %d] float32 -> %s; mean NLL %.6f over %d predictions (%s numerics)\n",
+	       L, L, V, o.out, L > 1 ? sum / (L - 1) : 0.0, L - 1, o.smooth ? "smooth" : "faithful");
+	ret = 0;
+	goto out;
+err:
+	cli_print_err(&e);
+out:
+	if (f) fclose(f);
+	if (tmp[0]) unlink(tmp);
+	free(lg);
+	core_seq_destroy(sq);
+	core_model_destroy(m);
+	if (k) k->destroy(k);
+	core_ckpt_close(ck);
+	free(tok);
+	return ret;
+}
