@@ -10,10 +10,17 @@
 
 #include "kernels/kern.h"
 #include "kernels/numeric.h"
+#include "isa.h"
+#include "pool.h"
 
 struct cpu_impl {
 	float *scratch;
-	size_t scratch_n; /* floats */
+	size_t scratch_n;           /* floats */
+	struct cpu_pool *pool;
+	int nthreads;
+	const struct cpu_isa *isa;
+	float *tscr;                /* [nthreads, tscr_n] per-thread scratch */
+	size_t tscr_n;              /* floats per thread */
 };
 
 static inline float *cpu_scratch(struct kern *k, size_t n_floats)
@@ -22,6 +29,23 @@ static inline float *cpu_scratch(struct kern *k, size_t n_floats)
 	(void)n_floats; /* sized by reserve(); CHECKed in debug builds */
 	return c->scratch;
 }
+
+static inline size_t cpu_scratch_size(struct kern *k) { return ((struct cpu_impl *)k->impl)->scratch_n; }
+
+/* Scratch of thread tid (a pool task's tid), tscr_n floats. */
+static inline float *cpu_tscratch(struct kern *k, int tid)
+{
+	struct cpu_impl *c = k->impl;
+	return c->tscr + (size_t)tid * c->tscr_n;
+}
+
+static inline const struct cpu_isa *cpu_isa(struct kern *k) { return ((struct cpu_impl *)k->impl)->isa; }
+
+/* Runs fn(ctx, a, b, tid) over disjoint ranges [a, b) covering [0, n), cut at
+ * multiples of `grain`, on the pool; inline in one piece when `work` (about the
+ * number of multiply-adds) is too small to be worth waking the workers. */
+typedef void (*cpu_range_fn)(void *ctx, int a, int b, int tid);
+void cpu_par(struct kern *k, int n, int grain, double work, cpu_range_fn fn, void *ctx);
 
 static inline float cpu_rnd(float v, unsigned nm) { return (nm & KERN_RND) ? kern_rbf16(v) : v; }
 
@@ -85,7 +109,7 @@ void cpu_moe_expert(struct kern *k, float *acc, const float *x, const struct ker
 void cpu_swiglu(struct kern *k, float *h, const float *g, const float *u, int rows, int n, unsigned nm);
 void cpu_add_round(struct kern *k, float *y, const float *acc, const float *b, size_t n, unsigned nm);
 
-/* FP4 GEMV of one prepared row (q, sa from cpu_act_quant_row) -> y[0..W->n) rnd. */
-void cpu_fp4_row(float *y, const float *q, const float *sa, const struct kern_fp4w *W, unsigned nm);
+/* q [S, K], sa [S, ceil(K/128)] from x rows: cpu_act_quant_row on the pool. */
+void cpu_quant_rows(struct kern *k, float *q, float *sa, const float *x, int ldx, int K, int S, unsigned nm);
 
 #endif

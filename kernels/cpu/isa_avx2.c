@@ -1,0 +1,361 @@
+/* kernels/cpu/isa_avx2.c - AVX2 + FMA inner loops (see isa.h).  Every function is
+ * compiled with a target attribute, so the file builds for baseline x86-64 and the
+ * table is only used after __builtin_cpu_supports("avx2") && ("fma").
+ *
+ * Fixed arithmetic per output (what makes results independent of S, ranges and
+ * threads): a weight block's partial sum P is an 8-lane vector built by a chain of
+ * FMAs in vector order (the first a plain product), block sums are folded into an
+ * 8-lane accumulator with one FMA by the block's scale, and the accumulator is
+ * reduced by hsum8.  Token tiles (1 or 4 tokens per pass over a weight row) run the
+ * same chain per token. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "isa.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+AVX2_INLINE float hsum8(__m256 v)
+{
+	__m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+	a = _mm_add_ss(a, _mm_shuffle_ps(a, a, 1));
+	return _mm_cvtss_f32(a);
+}
+
+/* lanes < rem set (rem 1..7) */
+AVX2_INLINE __m256i tail_mask(int rem)
+{
+	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), idx);
+}
+
+/* ---- FP8 (E4M3) ---- */
+
+/* 8 E4M3 bytes -> exact f32: sign-extended byte shifted so that the 4 exponent and
+ * 3 mantissa bits land in the f32 fields (the sign extension provides bit 31), then
+ * scaled by 2^(127-7); subnormal codes come out right through the f32 subnormals. */
+AVX2_INLINE __m256 e4m3x8(const uint8_t *p)
+{
+	__m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+	v = _mm256_and_si256(_mm256_slli_epi32(v, 20), _mm256_set1_epi32((int)0x87F00000u));
+	return _mm256_mul_ps(_mm256_castsi256_ps(v), _mm256_set1_ps(0x1p120f));
+}
+
+/* Row of K E4M3 weights -> wb[0 .. 8*ceil(K/8)), zero padded. */
+AVX2_INLINE void fp8_row(float *wb, const uint8_t *wr, int K)
+{
+	int i = 0;
+	for (; i + 8 <= K; i += 8) _mm256_storeu_ps(wb + i, e4m3x8(wr + i));
+	if (i < K) {
+		uint8_t t[8] = { 0 };
+		memcpy(t, wr + i, (size_t)(K - i));
+		_mm256_storeu_ps(wb + i, e4m3x8(t));
+	}
+}
+
+/* T tokens (1..4) against one decoded row: out[t] = Σ_b sc[t][b] · P_b. */
+AVX2_INLINE void fp8_tile(float *out, const float *wb, const float *const *qt, const float *const *sat,
+			  int T, int K, const float *sw)
+{
+	const int nv = K / 8, rem = K % 8, nb = (K + 127) / 128;
+	const __m256i tm = tail_mask(rem ? rem : 1);
+	__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+	for (int b = 0; b < nb; b++) {
+		int v0 = b * 16, v1 = v0 + 16 < nv ? v0 + 16 : nv;
+		__m256 P[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+		for (int v = v0; v < v1; v++) {
+			__m256 w = _mm256_loadu_ps(wb + 8 * v);
+			for (int t = 0; t < T; t++) P[t] = _mm256_fmadd_ps(_mm256_loadu_ps(qt[t] + 8 * v), w, P[t]);
+		}
+		if (rem && b == nb - 1) {
+			__m256 w = _mm256_loadu_ps(wb + 8 * nv);
+			for (int t = 0; t < T; t++)
+				P[t] = _mm256_fmadd_ps(_mm256_maskload_ps(qt[t] + 8 * nv, tm), w, P[t]);
+		}
+		for (int t = 0; t < T; t++)
+			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(sat[t][b] * sw[b]), P[t], acc[t]);
+	}
+	for (int t = 0; t < T; t++) out[t] = hsum8(acc[t]);
+}
+
+static AVX2 void fp8_avx2(float *y, int ldy, const float *q, int ldq, const float *sa, int ldsa, int S,
+			  const struct kern_fp8w *W, int n0, int n1, float *wb, unsigned nm)
+{
+	const int K = W->k, nb = (K + 127) / 128;
+	float *sw = wb + K + 8; /* [nb] block scales of the row */
+	for (int n = n0; n < n1; n++) {
+		fp8_row(wb, W->w + (size_t)n * K, K);
+		for (int b = 0; b < nb; b++) sw[b] = cpu_fp8_scale(W, n, b);
+		for (int s0 = 0; s0 < S; s0 += 4) {
+			int T = S - s0 < 4 ? S - s0 : 4;
+			const float *qt[4], *st[4];
+			float out[4];
+			for (int t = 0; t < T; t++) {
+				qt[t] = q + (size_t)(s0 + t) * ldq;
+				st[t] = sa + (size_t)(s0 + t) * ldsa;
+			}
+			if (T == 4) fp8_tile(out, wb, qt, st, 4, K, sw);
+			else
+				for (int t = 0; t < T; t++) fp8_tile(out + t, wb, qt + t, st + t, 1, K, sw);
+			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = cpu_rnd(out[t], nm);
+		}
+	}
+}
+
+static AVX2 void fp8g_avx2(float *y, const float *x, const struct kern_fp8w *W, int G, int S, int n0,
+			   int n1, float *wb, unsigned nm)
+{
+	/* the weight's block scale multiplies the block's partial sum (exact powers of
+	 * two), activations unquantised: the FP8 kernel with unit activation scales */
+	const int Kg = W->k, R = W->n / G, nb = (Kg + 127) / 128;
+	float *ones = wb + Kg + 8 + nb; /* after fp8_avx2's row [K + 8] and scales [nb] */
+	for (int b = 0; b < nb; b++) ones[b] = 1.0f;
+	for (int g = n0 / R; g * R < n1; g++) {
+		int a = g * R > n0 ? g * R : n0, e = (g + 1) * R < n1 ? (g + 1) * R : n1;
+		fp8_avx2(y, G * R, x + (size_t)g * Kg, G * Kg, ones, 0, S, W, a, e, wb, nm);
+	}
+}
+
+/* ---- FP4 (E2M1) ---- */
+
+/* Layout of a quantised 32-block for fp4_avx2: the low nibbles of the 16 weight
+ * bytes are the even inputs, the high nibbles the odd ones, so the activation block
+ * is stored as [0,2,..,14 | 16,..,30 | 1,3,..,15 | 17,..,31]. */
+static void fp4_layout_avx2(float *q, int K, float *tmp)
+{
+	for (int o = 0; o < K; o += 32) {
+		for (int i = 0; i < 8; i++) {
+			tmp[i] = q[o + 2 * i];
+			tmp[8 + i] = q[o + 16 + 2 * i];
+			tmp[16 + i] = q[o + 2 * i + 1];
+			tmp[24 + i] = q[o + 17 + 2 * i];
+		}
+		memcpy(q + o, tmp, 32 * sizeof(float));
+	}
+}
+
+/* E2M1 code -> 2·value as int8 (the 1/2 goes into the block scale, exact). */
+#define FP4_LUT2 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12
+
+AVX2_INLINE __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+
+/* Two 32-blocks (32 bytes) -> w[0..4) block c, w[4..8) block c+1, in layout order. */
+AVX2_INLINE void fp4_dec2(const uint8_t *p, __m256 *w)
+{
+	const __m256i lut = _mm256_setr_epi8(FP4_LUT2, FP4_LUT2);
+	const __m256i m = _mm256_set1_epi8(0x0F);
+	__m256i b = _mm256_loadu_si256((const __m256i *)p);
+	__m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(b, m));
+	__m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), m));
+	__m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
+	__m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
+	w[0] = i8x8_to_ps(l0);
+	w[1] = i8x8_to_ps(_mm_unpackhi_epi64(l0, l0));
+	w[2] = i8x8_to_ps(h0);
+	w[3] = i8x8_to_ps(_mm_unpackhi_epi64(h0, h0));
+	w[4] = i8x8_to_ps(l1);
+	w[5] = i8x8_to_ps(_mm_unpackhi_epi64(l1, l1));
+	w[6] = i8x8_to_ps(h1);
+	w[7] = i8x8_to_ps(_mm_unpackhi_epi64(h1, h1));
+}
+
+AVX2_INLINE void fp4_dec1(const uint8_t *p, __m256 *w)
+{
+	const __m128i lut = _mm_setr_epi8(FP4_LUT2);
+	const __m128i m = _mm_set1_epi8(0x0F);
+	__m128i b = _mm_loadu_si128((const __m128i *)p);
+	__m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(b, m));
+	__m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m));
+	w[0] = i8x8_to_ps(lo);
+	w[1] = i8x8_to_ps(_mm_unpackhi_epi64(lo, lo));
+	w[2] = i8x8_to_ps(hi);
+	w[3] = i8x8_to_ps(_mm_unpackhi_epi64(hi, hi));
+}
+
+/* E8M0 as f32 bits: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN. */
+static inline float e8m0(uint8_t b)
+{
+	uint32_t u = b == 0 ? 0x00400000u : b == 0xFF ? 0x7FC00000u : (uint32_t)b << 23;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* sc[c] = (sa[c/4]·½)·e8m0(sr[c]) for c < nc. */
+AVX2_INLINE void fp4_scales(float *sc, const uint8_t *sr, const float *sa, int nc)
+{
+	int c = 0;
+	for (; c + 8 <= nc; c += 8) {
+		__m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sr + c)));
+		__m256i f = _mm256_slli_epi32(e, 23);
+		f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+		f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(e, _mm256_set1_epi32(0xFF)));
+		__m256 s = _mm256_set_m128(_mm_set1_ps(sa[c / 4 + 1] * 0.5f), _mm_set1_ps(sa[c / 4] * 0.5f));
+		_mm256_storeu_ps(sc + c, _mm256_mul_ps(_mm256_castsi256_ps(f), s));
+	}
+	for (; c < nc; c++) sc[c] = (sa[c / 4] * 0.5f) * e8m0(sr[c]);
+}
+
+/* One block for T tokens: P = q·w chain, acc[t] += sc[t][c]·P. */
+AVX2_INLINE void fp4_blk(__m256 *acc, const __m256 *w, const float *const *qt, const float *const *sct,
+			 int T, int c)
+{
+	for (int t = 0; t < T; t++) {
+		const float *qc = qt[t] + 32 * c;
+		__m256 P = _mm256_mul_ps(_mm256_loadu_ps(qc), w[0]);
+		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 8), w[1], P);
+		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 16), w[2], P);
+		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 24), w[3], P);
+		acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(sct[t] + c), P, acc[t]);
+	}
+}
+
+AVX2_INLINE void fp4_tile(float *out, const uint8_t *wr, const float *const *qt, const float *const *sct,
+			  int T, int nc)
+{
+	__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+	__m256 w[8];
+	int c = 0;
+	for (; c + 2 <= nc; c += 2) {
+		fp4_dec2(wr + 16 * c, w);
+		fp4_blk(acc, w, qt, sct, T, c);
+		fp4_blk(acc, w + 4, qt, sct, T, c + 1);
+	}
+	if (c < nc) {
+		fp4_dec1(wr + 16 * c, w);
+		fp4_blk(acc, w, qt, sct, T, c);
+	}
+	for (int t = 0; t < T; t++) out[t] = hsum8(acc[t]);
+}
+
+static AVX2 void fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S,
+			  const struct kern_fp4w *W, int n0, int n1, float *wb, unsigned nm)
+{
+	const int K = W->k, nc = K / 32, nb = (K + 127) / 128;
+	for (int n = n0; n < n1; n++) {
+		const uint8_t *wr = W->w + (size_t)n * (K / 2), *sr = W->s + (size_t)n * nc;
+		for (int s0 = 0; s0 < S; s0 += 4) {
+			int T = S - s0 < 4 ? S - s0 : 4;
+			const float *qt[4], *sct[4];
+			float out[4];
+			for (int t = 0; t < T; t++) {
+				float *sc = wb + (size_t)t * (nc + 8);
+				fp4_scales(sc, sr, sa + (size_t)(s0 + t) * nb, nc);
+				qt[t] = q + (size_t)(s0 + t) * K;
+				sct[t] = sc;
+			}
+			if (T == 4) fp4_tile(out, wr, qt, sct, 4, nc);
+			else
+				for (int t = 0; t < T; t++) fp4_tile(out + t, wr, qt + t, sct + t, 1, nc);
+			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = cpu_rnd(out[t], nm);
+		}
+	}
+}
+
+/* ---- dense bf16 weights ---- */
+
+AVX2_INLINE __m256 bf16x8(const uint16_t *p)
+{
+	__m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+	return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* out[t] = Σ_k x_t[k]·w[k]: two accumulators (even / odd vectors), the tail vector
+ * (K % 8 inputs, zero padded) in the accumulator of its parity. */
+AVX2_INLINE void dense_tile(float *out, const uint16_t *wr, const float *const *xt, int T, int K)
+{
+	const int nv = K / 8, rem = K % 8;
+	__m256 a0[4], a1[4];
+	for (int t = 0; t < T; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+	int v = 0;
+	for (; v + 2 <= nv; v += 2) {
+		__m256 w0 = bf16x8(wr + 8 * v), w1 = bf16x8(wr + 8 * v + 8);
+		for (int t = 0; t < T; t++) {
+			a0[t] = _mm256_fmadd_ps(_mm256_loadu_ps(xt[t] + 8 * v), w0, a0[t]);
+			a1[t] = _mm256_fmadd_ps(_mm256_loadu_ps(xt[t] + 8 * v + 8), w1, a1[t]);
+		}
+	}
+	if (v < nv) {
+		__m256 w0 = bf16x8(wr + 8 * v);
+		for (int t = 0; t < T; t++) a0[t] = _mm256_fmadd_ps(_mm256_loadu_ps(xt[t] + 8 * v), w0, a0[t]);
+		v++;
+	}
+	if (rem) {
+		uint16_t tw[8] = { 0 };
+		memcpy(tw, wr + 8 * nv, (size_t)rem * 2);
+		__m256 w0 = bf16x8(tw);
+		__m256i m = tail_mask(rem);
+		for (int t = 0; t < T; t++) {
+			__m256 xv = _mm256_maskload_ps(xt[t] + 8 * nv, m);
+			if (nv & 1) a1[t] = _mm256_fmadd_ps(xv, w0, a1[t]);
+			else a0[t] = _mm256_fmadd_ps(xv, w0, a0[t]);
+		}
+	}
+	for (int t = 0; t < T; t++) out[t] = hsum8(_mm256_add_ps(a0[t], a1[t]));
+}
+
+static AVX2 void dense_avx2(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
+			    int n0, int n1, int rnd)
+{
+	for (int n = n0; n < n1; n++) {
+		const uint16_t *wr = w + (size_t)n * K;
+		for (int s0 = 0; s0 < S; s0 += 4) {
+			int T = S - s0 < 4 ? S - s0 : 4;
+			const float *xt[4];
+			float out[4];
+			for (int t = 0; t < T; t++) xt[t] = x + (size_t)(s0 + t) * ldx;
+			if (T == 4) dense_tile(out, wr, xt, 4, K);
+			else
+				for (int t = 0; t < T; t++) dense_tile(out + t, wr, xt + t, 1, K);
+			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = rnd ? kern_rbf16(out[t]) : out[t];
+		}
+	}
+}
+
+/* ---- vectors ---- */
+
+static AVX2 float dot_avx2(const float *a, const float *b, int n)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int i = 0;
+	for (; i + 32 <= n; i += 32) {
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+		a2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), a2);
+		a3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), a3);
+	}
+	for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+	for (; i < n; i++) r = __builtin_fmaf(a[i], b[i], r);
+	return r;
+}
+
+static AVX2 void axpy_avx2(float *y, float a, const float *x, int n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++) y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
+const struct cpu_isa cpu_isa_avx2 = {
+	.name = "avx2",
+	.fp8 = fp8_avx2,
+	.fp8g = fp8g_avx2,
+	.fp4 = fp4_avx2,
+	.fp4_layout = fp4_layout_avx2,
+	.dense = dense_avx2,
+	.dot = dot_avx2,
+	.axpy = axpy_avx2,
+};
+
+#else
+/* not x86: the scalar table stands in (kern_cpu_create never selects avx2 here) */
+const struct cpu_isa cpu_isa_avx2 = { 0 };
+#endif
