@@ -55,6 +55,9 @@ struct cli_opts {
 	int lookahead;            /* router lookahead depth, -1 = default */
 	int verbose;
 	int no_mlock;             /* host cache may run unlocked (warning) when mlock is refused */
+	int bench_prefill;        /* bench: prompt tokens (0 = default) */
+	int bench_decode;         /* bench: decode steps (0 = default) */
+	int repeat;               /* bench: repetitions of each measurement (0 = default) */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -84,6 +87,12 @@ void cli_experts_close(struct cli_experts *x);
 int cli_cmd_convert(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) */
+/* bench (compute): adds its keys to `js` (cli/cmd_bench_cpu.c); 0 ok, else exit status. */
+struct cJSON;
+int cli_bench_cpu(const struct cli_opts *o, struct cJSON *js);
+/* The kernel backend chosen by --backend / --threads (cli/backend.c); NULL + *e. */
+struct kern;
+struct kern *cli_backend_create(const struct cli_opts *o, struct nv_err *e);
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
 

@@ -62,8 +62,8 @@ int cli_cmd_eval(int argc, char **argv)
 		}
 	int chunk = o.chunk > 0 ? o.chunk : (L < 256 ? L : 256);
 	if (chunk > L) chunk = L;
-	k = kern_cpu_create();
-	if (!k) { core_err_set(&e, NV_ENOMEM, "eval", NULL, NULL, "out of memory"); goto err; }
+	k = cli_backend_create(&o, &e);
+	if (!k) goto err;
 	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;
 	lg = malloc(sizeof(float) * (size_t)chunk * V);

@@ -441,7 +441,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: nvmoe golden DIR [--mode smooth|exact|faithful|all]\n"
 		   "  checks the forward pass against a golden case directory (ckpt/, tokens.json,\n"
-		   "  manifest.json, <mode>/*.bin); exit 0 only if every check passes.\n");
+		   "  manifest.json, <mode>/*.bin); exit 0 only if every check passes.\n"
+		   "  --threads N   CPU backend threads (default: all cores)\n");
 }
 
 int cli_cmd_golden(int argc, char **argv)
@@ -503,8 +504,8 @@ int cli_cmd_golden(int argc, char **argv)
 			goto out;
 		}
 	if (cli_experts_open(&o, g.ck, &xs, &g.experts, &e)) { cli_print_err(&e); goto out; }
-	k = kern_cpu_create();
-	if (!k) { fprintf(stderr, "nvmoe golden: out of memory\n"); goto out; }
+	k = cli_backend_create(&o, &e);
+	if (!k) { cli_print_err(&e); goto out; }
 	printf("golden case %s: %d tokens (prefill %d + decode %d), %d layers + MTP, smooth tolerance %.0e of each row's max\n",
 	       g.dir, g.L, g.P, g.N, g.nb, TOL_SMOOTH);
 	printf("%-9s %-30s %7s  %-14s %11s    %-10s %s\n", "mode", "check", "n", "measure", "value", "bound", "result");

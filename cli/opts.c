@@ -43,7 +43,7 @@ enum {
 	O_TOPK, O_THINK, O_ALLOW_EXTRA, O_VERIFY, O_JSON, O_FORCE, O_SMOOTH, O_RAW, O_IDS,
 	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
 	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
-	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK, O_TOKENIZER,
+	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK, O_TOKENIZER, O_PREFILL, O_DECODE, O_REPEAT,
 };
 
 static const struct option g_long[] = {
@@ -86,6 +86,9 @@ static const struct option g_long[] = {
 	{"no-prefetch", no_argument, 0, O_NO_PREFETCH},
 	{"lookahead", required_argument, 0, O_LOOKAHEAD},
 	{"no-mlock", no_argument, 0, O_NO_MLOCK},
+	{"prefill", required_argument, 0, O_PREFILL},
+	{"decode", required_argument, 0, O_DECODE},
+	{"repeat", required_argument, 0, O_REPEAT},
 	{"verbose", no_argument, 0, 'v'},
 	{"help", no_argument, 0, O_HELP},
 	{0, 0, 0, 0},
@@ -191,6 +194,9 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_NO_PREFETCH: o->prefetch = 0; break;
 		case O_LOOKAHEAD: if (parse_int(a, 0, 64, &o->lookahead)) return bad(cmd, "lookahead", a, "an integer 0..64"); break;
 		case O_NO_MLOCK: o->no_mlock = 1; break;
+		case O_PREFILL: if (parse_int(a, 1, 1 << 16, &o->bench_prefill)) return bad(cmd, "prefill", a, "an integer 1..65536"); break;
+		case O_DECODE: if (parse_int(a, 1, 1 << 16, &o->bench_decode)) return bad(cmd, "decode", a, "an integer 1..65536"); break;
+		case O_REPEAT: if (parse_int(a, 1, 1000, &o->repeat)) return bad(cmd, "repeat", a, "an integer 1..1000"); break;
 		case 'v': o->verbose++; break;
 		case 'h': case O_HELP: return 3;
 		case ':':

@@ -123,61 +123,87 @@ static AVX2 void fp8g_avx2(float *y, const float *x, const struct kern_fp8w *W, 
 
 /* ---- FP4 (E2M1) ---- */
 
-/* Layout of a quantised 32-block for fp4_avx2: the low nibbles of the 16 weight
- * bytes are the even inputs, the high nibbles the odd ones, so the activation block
- * is stored as [0,2,..,14 | 16,..,30 | 1,3,..,15 | 17,..,31]. */
+/* Decode.  Blocks are taken in pairs (32 weight bytes, one per 128-bit lane).  Two
+ * pshufb tables give the low and high byte of each nibble's bf16 value (E2M1 values
+ * are exact in bf16), byte unpacks make bf16 words and word unpacks with zero make
+ * f32: 8 vectors per pair whose lanes 0-3 hold block c and lanes 4-7 block c+1, at
+ * the inputs k listed in g_fp4_k (the activation rows are stored in that order by
+ * fp4_layout_avx2).  A pair's partial-sum vector P thus holds both blocks' sums in
+ * its two halves and is scaled by [sc_c x4 | sc_c+1 x4].  A last unpaired block
+ * runs the same steps on 128-bit vectors. */
+static const unsigned char g_fp4_k[8][4] = {
+	{ 0, 2, 4, 6 }, { 8, 10, 12, 14 }, { 16, 18, 20, 22 }, { 24, 26, 28, 30 },
+	{ 1, 3, 5, 7 }, { 9, 11, 13, 15 }, { 17, 19, 21, 23 }, { 25, 27, 29, 31 },
+};
+
 static void fp4_layout_avx2(float *q, int K, float *tmp)
 {
-	for (int o = 0; o < K; o += 32) {
-		for (int i = 0; i < 8; i++) {
-			tmp[i] = q[o + 2 * i];
-			tmp[8 + i] = q[o + 16 + 2 * i];
-			tmp[16 + i] = q[o + 2 * i + 1];
-			tmp[24 + i] = q[o + 17 + 2 * i];
-		}
-		memcpy(q + o, tmp, 32 * sizeof(float));
+	const int nc = K / 32;
+	int c = 0;
+	for (; c + 2 <= nc; c += 2) {
+		const float *A = q + 32 * c, *B = A + 32;
+		for (int v = 0; v < 8; v++)
+			for (int j = 0; j < 4; j++) {
+				tmp[8 * v + j] = A[g_fp4_k[v][j]];
+				tmp[8 * v + 4 + j] = B[g_fp4_k[v][j]];
+			}
+		memcpy(q + 32 * c, tmp, 64 * sizeof(float));
+	}
+	if (c < nc) {
+		const float *A = q + 32 * c;
+		for (int v = 0; v < 8; v++)
+			for (int j = 0; j < 4; j++) tmp[4 * v + j] = A[g_fp4_k[v][j]];
+		memcpy(q + 32 * c, tmp, 32 * sizeof(float));
 	}
 }
 
-/* E2M1 code -> 2·value as int8 (the 1/2 goes into the block scale, exact). */
-#define FP4_LUT2 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12
+#define FP4_BF16_LO 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0, 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0
+#define FP4_BF16_HI 0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40, 0x80, 0xBF, 0xBF, 0xBF, 0xC0, 0xC0, 0xC0, 0xC0
 
-AVX2_INLINE __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
-
-/* Two 32-blocks (32 bytes) -> w[0..4) block c, w[4..8) block c+1, in layout order. */
-AVX2_INLINE void fp4_dec2(const uint8_t *p, __m256 *w)
+AVX2_INLINE void fp4_dec_pair(const uint8_t *p, __m256 *w)
 {
-	const __m256i lut = _mm256_setr_epi8(FP4_LUT2, FP4_LUT2);
-	const __m256i m = _mm256_set1_epi8(0x0F);
+	const __m256i m = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
+	const __m256i tlo = _mm256_setr_epi8((char)FP4_BF16_LO, (char)FP4_BF16_LO);
+	const __m256i thi = _mm256_setr_epi8((char)FP4_BF16_HI, (char)FP4_BF16_HI);
 	__m256i b = _mm256_loadu_si256((const __m256i *)p);
-	__m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(b, m));
-	__m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), m));
-	__m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
-	__m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
-	w[0] = i8x8_to_ps(l0);
-	w[1] = i8x8_to_ps(_mm_unpackhi_epi64(l0, l0));
-	w[2] = i8x8_to_ps(h0);
-	w[3] = i8x8_to_ps(_mm_unpackhi_epi64(h0, h0));
-	w[4] = i8x8_to_ps(l1);
-	w[5] = i8x8_to_ps(_mm_unpackhi_epi64(l1, l1));
-	w[6] = i8x8_to_ps(h1);
-	w[7] = i8x8_to_ps(_mm_unpackhi_epi64(h1, h1));
+	__m256i ln = _mm256_and_si256(b, m), hn = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
+	__m256i a = _mm256_shuffle_epi8(tlo, ln), bh = _mm256_shuffle_epi8(thi, ln);
+	__m256i wl0 = _mm256_unpacklo_epi8(a, bh), wl1 = _mm256_unpackhi_epi8(a, bh);
+	a = _mm256_shuffle_epi8(tlo, hn);
+	bh = _mm256_shuffle_epi8(thi, hn);
+	__m256i wh0 = _mm256_unpacklo_epi8(a, bh), wh1 = _mm256_unpackhi_epi8(a, bh);
+	w[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wl0));
+	w[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wl0));
+	w[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wl1));
+	w[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wl1));
+	w[4] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wh0));
+	w[5] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wh0));
+	w[6] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wh1));
+	w[7] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wh1));
 }
 
-AVX2_INLINE void fp4_dec1(const uint8_t *p, __m256 *w)
+AVX2_INLINE void fp4_dec_one(const uint8_t *p, __m128 *w)
 {
-	const __m128i lut = _mm_setr_epi8(FP4_LUT2);
-	const __m128i m = _mm_set1_epi8(0x0F);
+	const __m128i m = _mm_set1_epi8(0x0F), z = _mm_setzero_si128();
+	const __m128i tlo = _mm_setr_epi8((char)FP4_BF16_LO), thi = _mm_setr_epi8((char)FP4_BF16_HI);
 	__m128i b = _mm_loadu_si128((const __m128i *)p);
-	__m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(b, m));
-	__m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m));
-	w[0] = i8x8_to_ps(lo);
-	w[1] = i8x8_to_ps(_mm_unpackhi_epi64(lo, lo));
-	w[2] = i8x8_to_ps(hi);
-	w[3] = i8x8_to_ps(_mm_unpackhi_epi64(hi, hi));
+	__m128i ln = _mm_and_si128(b, m), hn = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+	__m128i a = _mm_shuffle_epi8(tlo, ln), bh = _mm_shuffle_epi8(thi, ln);
+	__m128i wl0 = _mm_unpacklo_epi8(a, bh), wl1 = _mm_unpackhi_epi8(a, bh);
+	a = _mm_shuffle_epi8(tlo, hn);
+	bh = _mm_shuffle_epi8(thi, hn);
+	__m128i wh0 = _mm_unpacklo_epi8(a, bh), wh1 = _mm_unpackhi_epi8(a, bh);
+	w[0] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wl0));
+	w[1] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wl0));
+	w[2] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wl1));
+	w[3] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wl1));
+	w[4] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wh0));
+	w[5] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wh0));
+	w[6] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wh1));
+	w[7] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wh1));
 }
 
-/* E8M0 as f32 bits: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN. */
+/* E8M0 as f32: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN. */
 static inline float e8m0(uint8_t b)
 {
 	uint32_t u = b == 0 ? 0x00400000u : b == 0xFF ? 0x7FC00000u : (uint32_t)b << 23;
@@ -186,72 +212,90 @@ static inline float e8m0(uint8_t b)
 	return f;
 }
 
-/* sc[c] = (sa[c/4]·½)·e8m0(sr[c]) for c < nc. */
-AVX2_INLINE void fp4_scales(float *sc, const uint8_t *sr, const float *sa, int nc)
+AVX2_INLINE __m256 e8m0x8(const uint8_t *p)
 {
-	int c = 0;
-	for (; c + 8 <= nc; c += 8) {
-		__m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sr + c)));
-		__m256i f = _mm256_slli_epi32(e, 23);
-		f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
-		f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(e, _mm256_set1_epi32(0xFF)));
-		__m256 s = _mm256_set_m128(_mm_set1_ps(sa[c / 4 + 1] * 0.5f), _mm_set1_ps(sa[c / 4] * 0.5f));
-		_mm256_storeu_ps(sc + c, _mm256_mul_ps(_mm256_castsi256_ps(f), s));
-	}
-	for (; c < nc; c++) sc[c] = (sa[c / 4] * 0.5f) * e8m0(sr[c]);
+	__m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+	__m256i f = _mm256_slli_epi32(e, 23);
+	f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+	f = _mm256_blendv_epi8(f, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(e, _mm256_set1_epi32(0xFF)));
+	return _mm256_castsi256_ps(f);
 }
 
-/* One block for T tokens: P = q·w chain, acc[t] += sc[t][c]·P. */
-AVX2_INLINE void fp4_blk(__m256 *acc, const __m256 *w, const float *const *qt, const float *const *sct,
-			 int T, int c)
+/* P = Σ_v q[8v..8v+8)·w[v], the chain every path uses for a pair */
+AVX2_INLINE __m256 fp4_pair_dot(const float *qp, const __m256 *w)
 {
-	for (int t = 0; t < T; t++) {
-		const float *qc = qt[t] + 32 * c;
-		__m256 P = _mm256_mul_ps(_mm256_loadu_ps(qc), w[0]);
-		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 8), w[1], P);
-		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 16), w[2], P);
-		P = _mm256_fmadd_ps(_mm256_loadu_ps(qc + 24), w[3], P);
-		acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(sct[t] + c), P, acc[t]);
-	}
+	__m256 P = _mm256_mul_ps(_mm256_loadu_ps(qp), w[0]);
+	for (int v = 1; v < 8; v++) P = _mm256_fmadd_ps(_mm256_loadu_ps(qp + 8 * v), w[v], P);
+	return P;
 }
 
-AVX2_INLINE void fp4_tile(float *out, const uint8_t *wr, const float *const *qt, const float *const *sct,
-			  int T, int nc)
+/* One weight row against T tokens (1..4): out[t] = Σ_c sa_t[c/4]·sw[c]·P_c. */
+AVX2_INLINE void fp4_tile(float *out, const uint8_t *wr, const uint8_t *sr, const float *const *qt,
+			  const float *const *sat, int T, int nc)
 {
 	__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
 	__m256 w[8];
 	int c = 0;
+	for (; c + 8 <= nc; c += 8) {
+		/* scales of blocks c..c+7 per token: e8m0 · [sa[c/4] x4 | sa[c/4+1] x4] */
+		__m256 e8 = e8m0x8(sr + c), s8[4];
+		for (int t = 0; t < T; t++)
+			s8[t] = _mm256_mul_ps(e8, _mm256_set_m128(_mm_broadcast_ss(sat[t] + c / 4 + 1),
+								  _mm_broadcast_ss(sat[t] + c / 4)));
+		for (int pp = 0; pp < 4; pp++) {
+			const __m256i ix = _mm256_setr_epi32(2 * pp, 2 * pp, 2 * pp, 2 * pp, 2 * pp + 1, 2 * pp + 1,
+							     2 * pp + 1, 2 * pp + 1);
+			fp4_dec_pair(wr + 16 * (c + 2 * pp), w);
+			for (int t = 0; t < T; t++) {
+				__m256 P = fp4_pair_dot(qt[t] + 32 * (c + 2 * pp), w);
+				acc[t] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s8[t], ix), P, acc[t]);
+			}
+		}
+	}
 	for (; c + 2 <= nc; c += 2) {
-		fp4_dec2(wr + 16 * c, w);
-		fp4_blk(acc, w, qt, sct, T, c);
-		fp4_blk(acc, w + 4, qt, sct, T, c + 1);
+		fp4_dec_pair(wr + 16 * c, w);
+		float e0 = e8m0(sr[c]), e1 = e8m0(sr[c + 1]);
+		for (int t = 0; t < T; t++) {
+			__m256 sc = _mm256_set_m128(_mm_set1_ps(e1 * sat[t][(c + 1) / 4]), _mm_set1_ps(e0 * sat[t][c / 4]));
+			__m256 P = fp4_pair_dot(qt[t] + 32 * c, w);
+			acc[t] = _mm256_fmadd_ps(sc, P, acc[t]);
+		}
 	}
+	float tail[4] = { 0, 0, 0, 0 };
 	if (c < nc) {
-		fp4_dec1(wr + 16 * c, w);
-		fp4_blk(acc, w, qt, sct, T, c);
+		__m128 w4[8];
+		fp4_dec_one(wr + 16 * c, w4);
+		float e0 = e8m0(sr[c]);
+		for (int t = 0; t < T; t++) {
+			const float *qp = qt[t] + 32 * c;
+			__m128 P = _mm_mul_ps(_mm_loadu_ps(qp), w4[0]);
+			for (int v = 1; v < 8; v++) P = _mm_fmadd_ps(_mm_loadu_ps(qp + 4 * v), w4[v], P);
+			P = _mm_mul_ps(_mm_set1_ps(e0 * sat[t][c / 4]), P);
+			P = _mm_add_ps(P, _mm_movehl_ps(P, P));
+			tail[t] = _mm_cvtss_f32(_mm_add_ss(P, _mm_shuffle_ps(P, P, 1)));
+		}
 	}
-	for (int t = 0; t < T; t++) out[t] = hsum8(acc[t]);
+	for (int t = 0; t < T; t++) out[t] = hsum8(acc[t]) + tail[t];
 }
 
 static AVX2 void fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S,
 			  const struct kern_fp4w *W, int n0, int n1, float *wb, unsigned nm)
 {
 	const int K = W->k, nc = K / 32, nb = (K + 127) / 128;
+	(void)wb;
 	for (int n = n0; n < n1; n++) {
 		const uint8_t *wr = W->w + (size_t)n * (K / 2), *sr = W->s + (size_t)n * nc;
 		for (int s0 = 0; s0 < S; s0 += 4) {
 			int T = S - s0 < 4 ? S - s0 : 4;
-			const float *qt[4], *sct[4];
+			const float *qt[4], *st[4];
 			float out[4];
 			for (int t = 0; t < T; t++) {
-				float *sc = wb + (size_t)t * (nc + 8);
-				fp4_scales(sc, sr, sa + (size_t)(s0 + t) * nb, nc);
 				qt[t] = q + (size_t)(s0 + t) * K;
-				sct[t] = sc;
+				st[t] = sa + (size_t)(s0 + t) * nb;
 			}
-			if (T == 4) fp4_tile(out, wr, qt, sct, 4, nc);
+			if (T == 4) fp4_tile(out, wr, sr, qt, st, 4, nc);
 			else
-				for (int t = 0; t < T; t++) fp4_tile(out + t, wr, qt + t, sct + t, 1, nc);
+				for (int t = 0; t < T; t++) fp4_tile(out + t, wr, sr, qt + t, st + t, 1, nc);
 			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = cpu_rnd(out[t], nm);
 		}
 	}

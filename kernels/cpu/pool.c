@@ -1,12 +1,16 @@
 /* kernels/cpu/pool.c - persistent worker pool (see pool.h).
  *
  * A call publishes (fn, ctx, ntasks) under the mutex, bumps a generation counter and
- * broadcasts; workers that see a new generation claim tasks from an atomic counter
- * until none are left, then report.  The caller claims tasks as well and waits for
- * the last worker before returning, so ctx may live on the caller's stack. */
+ * broadcasts.  Tasks are claimed from one 64-bit atomic word holding (generation,
+ * next task): a claim succeeds only for the current generation, so a worker that
+ * wakes late - after the call it was woken for has returned - can never run a task
+ * of that call or of a later one with stale arguments.  The caller claims tasks too
+ * and returns when the count of finished tasks reaches ntasks; it never waits for a
+ * worker that found nothing to do (which matters when the cores are shared). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "pool.h"
@@ -21,22 +25,31 @@ struct cpu_pool {
 	pthread_t *th;
 	struct worker *w;
 	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	unsigned gen;      /* bumped by every run (under mu) */
+	pthread_cond_t go, done_cv;
+	uint32_t gen;              /* bumped by every run (under mu) */
 	int stop;
-	int busy;          /* workers still inside the current generation (under mu) */
 	cpu_task_fn fn;
 	void *ctx;
 	int ntasks;
-	atomic_int next;   /* next unclaimed task */
+	_Atomic uint64_t claim;    /* gen << 32 | next unclaimed task */
+	atomic_int done;           /* tasks finished in the current run */
 };
 
-static void drain(struct cpu_pool *p, cpu_task_fn fn, void *ctx, int ntasks, int tid)
+/* Claims and runs tasks of generation gen until none are left. */
+static void drain(struct cpu_pool *p, uint32_t gen, cpu_task_fn fn, void *ctx, int ntasks, int tid)
 {
+	uint64_t v = atomic_load(&p->claim);
 	for (;;) {
-		int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-		if (t >= ntasks) return;
-		fn(ctx, t, tid);
+		if ((uint32_t)(v >> 32) != gen || (int)(uint32_t)v >= ntasks) return;
+		if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1)) continue;
+		fn(ctx, (int)(uint32_t)v, tid);
+		if (atomic_fetch_add(&p->done, 1) + 1 == ntasks) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done_cv);
+			pthread_mutex_unlock(&p->mu);
+			return;
+		}
+		v = atomic_load(&p->claim);
 	}
 }
 
@@ -44,7 +57,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct cpu_pool *p = w->p;
-	unsigned seen = 0;
+	uint32_t seen = 0;
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (p->gen == seen && !p->stop) pthread_cond_wait(&p->go, &p->mu);
@@ -54,9 +67,8 @@ static void *worker_main(void *arg)
 		void *ctx = p->ctx;
 		int nt = p->ntasks;
 		pthread_mutex_unlock(&p->mu);
-		drain(p, fn, ctx, nt, w->tid);
+		drain(p, seen, fn, ctx, nt, w->tid);
 		pthread_mutex_lock(&p->mu);
-		if (--p->busy == 0) pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -71,8 +83,9 @@ int cpu_pool_create(int n, struct cpu_pool **out)
 	p->n = n;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->go, NULL);
-	pthread_cond_init(&p->done, NULL);
-	atomic_init(&p->next, 0);
+	pthread_cond_init(&p->done_cv, NULL);
+	atomic_init(&p->claim, 0);
+	atomic_init(&p->done, 0);
 	if (n > 1) {
 		p->th = calloc((size_t)n, sizeof *p->th);
 		p->w = calloc((size_t)n, sizeof *p->w);
@@ -108,7 +121,7 @@ void cpu_pool_destroy(struct cpu_pool *p)
 	}
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->go);
-	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->done_cv);
 	free(p->th);
 	free(p->w);
 	free(p);
@@ -124,16 +137,16 @@ void cpu_pool_run(struct cpu_pool *p, cpu_task_fn fn, void *ctx, int ntasks)
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
+	uint32_t gen = ++p->gen;
 	p->fn = fn;
 	p->ctx = ctx;
 	p->ntasks = ntasks;
-	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-	p->busy = p->n - 1;
-	p->gen++;
+	atomic_store(&p->done, 0);
+	atomic_store(&p->claim, (uint64_t)gen << 32);
 	pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
-	drain(p, fn, ctx, ntasks, 0);
+	drain(p, gen, fn, ctx, ntasks, 0);
 	pthread_mutex_lock(&p->mu);
-	while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
+	while (atomic_load(&p->done) < ntasks) pthread_cond_wait(&p->done_cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
 }
