@@ -125,15 +125,15 @@ static AVX2 void fp8g_avx2(float *y, const float *x, const struct kern_fp8w *W, 
 
 /* Decode.  Blocks are taken in pairs (32 weight bytes, one per 128-bit lane).  Two
  * pshufb tables give the low and high byte of each nibble's bf16 value (E2M1 values
- * are exact in bf16), byte unpacks make bf16 words and word unpacks with zero make
- * f32: 8 vectors per pair whose lanes 0-3 hold block c and lanes 4-7 block c+1, at
+ * are exact in bf16), byte unpacks make bf16 words, and a 16-bit shift (even words)
+ * or a mask (odd words) makes f32 of them: 8 vectors per pair whose lanes 0-3 hold block c and lanes 4-7 block c+1, at
  * the inputs k listed in g_fp4_k (the activation rows are stored in that order by
  * fp4_layout_avx2).  A pair's partial-sum vector P thus holds both blocks' sums in
  * its two halves and is scaled by [sc_c x4 | sc_c+1 x4].  A last unpaired block
  * runs the same steps on 128-bit vectors. */
 static const unsigned char g_fp4_k[8][4] = {
-	{ 0, 2, 4, 6 }, { 8, 10, 12, 14 }, { 16, 18, 20, 22 }, { 24, 26, 28, 30 },
-	{ 1, 3, 5, 7 }, { 9, 11, 13, 15 }, { 17, 19, 21, 23 }, { 25, 27, 29, 31 },
+	{ 0, 4, 8, 12 }, { 2, 6, 10, 14 }, { 16, 20, 24, 28 }, { 18, 22, 26, 30 },
+	{ 1, 5, 9, 13 }, { 3, 7, 11, 15 }, { 17, 21, 25, 29 }, { 19, 23, 27, 31 },
 };
 
 static void fp4_layout_avx2(float *q, int K, float *tmp)
@@ -162,7 +162,7 @@ static void fp4_layout_avx2(float *q, int K, float *tmp)
 
 AVX2_INLINE void fp4_dec_pair(const uint8_t *p, __m256 *w)
 {
-	const __m256i m = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
+	const __m256i m = _mm256_set1_epi8(0x0F), hm = _mm256_set1_epi32((int)0xFFFF0000u);
 	const __m256i tlo = _mm256_setr_epi8((char)FP4_BF16_LO, (char)FP4_BF16_LO);
 	const __m256i thi = _mm256_setr_epi8((char)FP4_BF16_HI, (char)FP4_BF16_HI);
 	__m256i b = _mm256_loadu_si256((const __m256i *)p);
@@ -172,19 +172,19 @@ AVX2_INLINE void fp4_dec_pair(const uint8_t *p, __m256 *w)
 	a = _mm256_shuffle_epi8(tlo, hn);
 	bh = _mm256_shuffle_epi8(thi, hn);
 	__m256i wh0 = _mm256_unpacklo_epi8(a, bh), wh1 = _mm256_unpackhi_epi8(a, bh);
-	w[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wl0));
-	w[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wl0));
-	w[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wl1));
-	w[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wl1));
-	w[4] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wh0));
-	w[5] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wh0));
-	w[6] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wh1));
-	w[7] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wh1));
+	w[0] = _mm256_castsi256_ps(_mm256_slli_epi32(wl0, 16));
+	w[1] = _mm256_castsi256_ps(_mm256_and_si256(wl0, hm));
+	w[2] = _mm256_castsi256_ps(_mm256_slli_epi32(wl1, 16));
+	w[3] = _mm256_castsi256_ps(_mm256_and_si256(wl1, hm));
+	w[4] = _mm256_castsi256_ps(_mm256_slli_epi32(wh0, 16));
+	w[5] = _mm256_castsi256_ps(_mm256_and_si256(wh0, hm));
+	w[6] = _mm256_castsi256_ps(_mm256_slli_epi32(wh1, 16));
+	w[7] = _mm256_castsi256_ps(_mm256_and_si256(wh1, hm));
 }
 
 AVX2_INLINE void fp4_dec_one(const uint8_t *p, __m128 *w)
 {
-	const __m128i m = _mm_set1_epi8(0x0F), z = _mm_setzero_si128();
+	const __m128i m = _mm_set1_epi8(0x0F), hm = _mm_set1_epi32((int)0xFFFF0000u);
 	const __m128i tlo = _mm_setr_epi8((char)FP4_BF16_LO), thi = _mm_setr_epi8((char)FP4_BF16_HI);
 	__m128i b = _mm_loadu_si128((const __m128i *)p);
 	__m128i ln = _mm_and_si128(b, m), hn = _mm_and_si128(_mm_srli_epi16(b, 4), m);
@@ -193,14 +193,14 @@ AVX2_INLINE void fp4_dec_one(const uint8_t *p, __m128 *w)
 	a = _mm_shuffle_epi8(tlo, hn);
 	bh = _mm_shuffle_epi8(thi, hn);
 	__m128i wh0 = _mm_unpacklo_epi8(a, bh), wh1 = _mm_unpackhi_epi8(a, bh);
-	w[0] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wl0));
-	w[1] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wl0));
-	w[2] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wl1));
-	w[3] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wl1));
-	w[4] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wh0));
-	w[5] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wh0));
-	w[6] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, wh1));
-	w[7] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, wh1));
+	w[0] = _mm_castsi128_ps(_mm_slli_epi32(wl0, 16));
+	w[1] = _mm_castsi128_ps(_mm_and_si128(wl0, hm));
+	w[2] = _mm_castsi128_ps(_mm_slli_epi32(wl1, 16));
+	w[3] = _mm_castsi128_ps(_mm_and_si128(wl1, hm));
+	w[4] = _mm_castsi128_ps(_mm_slli_epi32(wh0, 16));
+	w[5] = _mm_castsi128_ps(_mm_and_si128(wh0, hm));
+	w[6] = _mm_castsi128_ps(_mm_slli_epi32(wh1, 16));
+	w[7] = _mm_castsi128_ps(_mm_and_si128(wh1, hm));
 }
 
 /* E8M0 as f32: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN. */
@@ -224,9 +224,14 @@ AVX2_INLINE __m256 e8m0x8(const uint8_t *p)
 /* P = Σ_v q[8v..8v+8)·w[v], the chain every path uses for a pair */
 AVX2_INLINE __m256 fp4_pair_dot(const float *qp, const __m256 *w)
 {
-	__m256 P = _mm256_mul_ps(_mm256_loadu_ps(qp), w[0]);
-	for (int v = 1; v < 8; v++) P = _mm256_fmadd_ps(_mm256_loadu_ps(qp + 8 * v), w[v], P);
-	return P;
+	/* two chains (even / odd vectors): one chain of 8 was bound by the FMA latency */
+	__m256 P0 = _mm256_mul_ps(_mm256_loadu_ps(qp), w[0]);
+	__m256 P1 = _mm256_mul_ps(_mm256_loadu_ps(qp + 8), w[1]);
+	for (int v = 2; v < 8; v += 2) {
+		P0 = _mm256_fmadd_ps(_mm256_loadu_ps(qp + 8 * v), w[v], P0);
+		P1 = _mm256_fmadd_ps(_mm256_loadu_ps(qp + 8 * v + 8), w[v + 1], P1);
+	}
+	return _mm256_add_ps(P0, P1);
 }
 
 /* One weight row against T tokens (1..4): out[t] = Σ_c sa_t[c/4]·sw[c]·P_c. */
@@ -242,6 +247,7 @@ AVX2_INLINE void fp4_tile(float *out, const uint8_t *wr, const uint8_t *sr, cons
 		for (int t = 0; t < T; t++)
 			s8[t] = _mm256_mul_ps(e8, _mm256_set_m128(_mm_broadcast_ss(sat[t] + c / 4 + 1),
 								  _mm_broadcast_ss(sat[t] + c / 4)));
+#pragma GCC unroll 4
 		for (int pp = 0; pp < 4; pp++) {
 			const __m256i ix = _mm256_setr_epi32(2 * pp, 2 * pp, 2 * pp, 2 * pp, 2 * pp + 1, 2 * pp + 1,
 							     2 * pp + 1, 2 * pp + 1);
