@@ -49,7 +49,8 @@ static void fill_e8(uint8_t *p, size_t n)
 static void absf(float *d, const float *s, size_t n) { for (size_t i = 0; i < n; i++) d[i] = fabsf(s[i]); }
 
 static struct kern *g_ref, *g_opt, *g_opt1, *g_ref3; /* scalar 1 thr, avx2 3 thr, avx2 1 thr, scalar 3 thr */
-static int g_have_avx2;
+static struct kern *g_512, *g_5121;                /* avx512 3 thr, 1 thr */
+static int g_have_avx2, g_have_512;
 
 /* |got - exp| <= 1e-5·absum (+ 1 bf16 ulp of exp with rounding) for n outputs */
 static void check_tol(const char *what, const float *got, const float *exp, const float *absum, size_t n,
@@ -190,14 +191,14 @@ static void fp4_free(struct fp4set *f)
 
 /* The FP4 GEMM itself (inner loops, on act_quant-ed rows in each table's layout):
  * bound 1e-5 of Σ|terms|, the Σ|terms| from the plain-C loop on |q| and |w|. */
-static void t_fp4_gemm(int N, int K, int S)
+static void t_fp4_gemm(int N, int K, int S, int use512)
 {
 	struct kern_fp4w W, Wa;
 	uint8_t *w = malloc((size_t)N * K / 2), *wa = malloc((size_t)N * K / 2), *sc = malloc((size_t)N * K / 32);
 	float *x = malloc(sizeof(float) * S * K), *q = malloc(sizeof(float) * S * K), *ql = malloc(sizeof(float) * S * K);
 	float *qa = malloc(sizeof(float) * S * K), *sa = malloc(sizeof(float) * S * (K / 128 + 1));
 	float *y0 = malloc(sizeof(float) * S * N), *y1 = malloc(sizeof(float) * S * N), *ya = malloc(sizeof(float) * S * N);
-	float *wb = malloc(sizeof(float) * cpu_isa_wb_floats((size_t)K, 4)), tmp[64];
+	float *wb = malloc(sizeof(float) * cpu_isa_wb_floats((size_t)K, 4)), tmp[256];
 	fill_u8(w, (size_t)N * K / 2, 0);
 	for (size_t i = 0; i < (size_t)N * K / 2; i++) wa[i] = w[i] & 0x77;
 	fill_e8(sc, (size_t)N * K / 32);
@@ -210,14 +211,15 @@ static void t_fp4_gemm(int N, int K, int S)
 		}
 	absf(qa, q, (size_t)S * K);
 	memcpy(ql, q, sizeof(float) * S * K);
-	for (int s = 0; s < S; s++) cpu_isa_avx2.fp4_layout(ql + (size_t)s * K, K, tmp);
+	for (int s = 0; s < S; s++)
+		(use512 ? cpu_fp4_layout_avx512 : cpu_fp4_layout_avx2)(ql + (size_t)s * K, K, K, tmp, KERN_QNT);
 	W = (struct kern_fp4w){ w, sc, N, K };
 	Wa = (struct kern_fp4w){ wa, sc, N, K };
 	cpu_isa_scalar.fp4(y0, N, q, sa, S, &W, 0, N, wb, 0);
 	cpu_isa_scalar.fp4(ya, N, qa, sa, S, &Wa, 0, N, wb, 0);
-	cpu_isa_avx2.fp4(y1, N, ql, sa, S, &W, 0, N, wb, 0);
+	(use512 ? cpu_fp4_avx512 : cpu_fp4_avx2)(y1, N, ql, sa, S, &W, 0, N, wb, KERN_QNT);
 	char name[96];
-	snprintf(name, sizeof name, "fp4 GEMM %dx%d S=%d", N, K, S);
+	snprintf(name, sizeof name, "fp4 GEMM %s %dx%d S=%d", use512 ? "avx512" : "avx2", N, K, S);
 	check_tol(name, y1, y0, ya, (size_t)S * N, 0);
 	free(w); free(wa); free(sc); free(x); free(q); free(ql); free(qa); free(sa); free(y0); free(y1); free(ya); free(wb);
 }
@@ -240,17 +242,21 @@ static void t_fp4(int D, int F, int S)
 	/* limit 0: no clamps, so silu(|g|)·|u| bounds |silu(g)·u| */
 	g_ref->moe_expert(g_ref, a0, x, &f.ex, slots, S, wt, 1, 0.0f, KERN_QNT);
 	g_ref->moe_expert(g_ref, aa, xa, &f.exa, slots, S, wt, 1, 0.0f, KERN_QNT);
-	if (g_have_avx2) {
-		g_opt->moe_expert(g_opt, a1, x, &f.ex, slots, S, wt, 1, 0.0f, KERN_QNT);
+	struct kern *ko[2] = { g_have_avx2 ? g_opt : NULL, g_have_512 ? g_512 : NULL };
+	for (int i = 0; i < 2; i++) {
+		if (!ko[i]) continue;
+		memset(a1, 0, sizeof(float) * S * D);
+		ko[i]->moe_expert(ko[i], a1, x, &f.ex, slots, S, wt, 1, 0.0f, KERN_QNT);
 		int bad = 0;
-		for (size_t i = 0; i < (size_t)S * D; i++) {
-			double tol = 1e-3 * aa[i], d = fabs((double)a1[i] - a0[i]);
+		for (size_t j = 0; j < (size_t)S * D; j++) {
+			double tol = 1e-3 * aa[j], d = fabs((double)a1[j] - a0[j]);
 			if (!(d <= tol) && bad++ < 5)
-				fprintf(stderr, "FAIL moe_expert D=%d F=%d S=%d: index %zu: got %.9g expected %.9g (tol %.3g)\n",
-					D, F, S, i, a1[i], a0[i], tol);
+				fprintf(stderr, "FAIL moe_expert %s D=%d F=%d S=%d: index %zu: got %.9g expected %.9g (tol %.3g)\n",
+					kern_cpu_isa(ko[i]), D, F, S, j, a1[j], a0[j], tol);
 		}
 		if (bad) tu_failures++;
-		else printf("ok   moe_expert D=%d F=%d S=%-16d %d outputs within 1e-3 of sum|terms|\n", D, F, S, S * D);
+		else printf("ok   moe_expert %-6s D=%d F=%d S=%-9d %d outputs within 1e-3 of sum|terms|\n", kern_cpu_isa(ko[i]),
+			    D, F, S, S * D);
 	}
 	free(x); free(xa); free(a0); free(a1); free(aa);
 	fp4_free(&f);
@@ -316,7 +322,7 @@ static void t_score(int S, int n, int HI, int dI)
 
 static void t_invariance(struct kern *kb, struct kern *k1, const char *tag)
 {
-	const int S = 7, D = 320, F = 224, N = 300, K = 576;
+	const int S = 7, D = 640, F = 224, N = 300, K = 576; /* w1: K%128 == 0, w2: 7 blocks */
 	const unsigned nm = KERN_QNT | KERN_RND;
 	char name[96];
 	/* FP8 GEMM */
@@ -435,6 +441,10 @@ int main(void)
 	TU_CHECK(!strcmp(kern_cpu_isa(g_ref), "scalar"), "isa: got %s expected scalar", kern_cpu_isa(g_ref));
 	g_have_avx2 = !strcmp(kern_cpu_isa(g_opt), "avx2");
 	if (!g_have_avx2) printf("note: no AVX2/FMA on this CPU: only the plain-C table is tested\n");
+	g_512 = mk(3, KERN_CPU_ISA_AVX512);
+	g_5121 = mk(1, KERN_CPU_ISA_AVX512);
+	g_have_512 = !strcmp(kern_cpu_isa(g_512), "avx512");
+	if (!g_have_512) printf("note: no AVX-512 BF16 on this CPU: the avx512 table is not tested\n");
 
 	t_pool();
 	t_fp8(300, 4096, 5);  /* 3 row blocks, the last partial */
@@ -443,23 +453,34 @@ int main(void)
 	t_dense(129, 4096, 6);
 	t_dense(33, 203, 5);  /* odd K: tail vector */
 	if (g_have_avx2) {
-		t_fp4_gemm(2048, 4096, 1); /* release w1 shape, decode */
-		t_fp4_gemm(100, 4096, 6);  /* a tile of 4 + 2 single rows */
-		t_fp4_gemm(33, 224, 5);    /* K/32 = 7: pairs and an unpaired block */
-		t_fp4_gemm(40, 320, 2);    /* K/32 = 10: a group of 8 + a pair */
+		t_fp4_gemm(2048, 4096, 1, 0); /* release w1 shape, decode */
+		t_fp4_gemm(100, 4096, 6, 0);  /* a tile of 4 + 2 single rows */
+		t_fp4_gemm(33, 224, 5, 0);    /* K/32 = 7: pairs and an unpaired block */
+		t_fp4_gemm(40, 320, 2, 0);    /* K/32 = 10: a group of 8 + a pair */
+	}
+	if (g_have_512) {
+		t_fp4_gemm(2048, 4096, 1, 1); /* groups of 16 blocks */
+		t_fp4_gemm(100, 2048, 6, 1);  /* a tile of 4 + 2 single rows */
+		t_fp4_gemm(33, 384, 5, 1);    /* K/32 = 12: groups of 4 after none of 16 */
+		t_fp4_gemm(40, 640, 2, 1);    /* K/32 = 20: one group of 16 + one of 4 */
+		t_fp4_gemm(20, 224, 3, 1);    /* K % 128 != 0: the AVX2 loops */
 	}
 	t_fp4(4096, 2048, 1); /* release shape, decode */
 	t_fp4(4096, 2048, 6); /* a tile of 4 + 2 single rows */
 	t_fp4(320, 224, 5);   /* K/32 = 10 and 7: pairs, a group of 8, an unpaired block */
+	t_fp4(640, 384, 5);   /* K % 128 == 0: the avx512 table's BF16 path in both GEMMs */
 	t_attn(3, 4, 512, 128, 40);
 	t_attn(2, 3, 192, 20, 0);
 	t_score(3, 100, 64, 128);
 	t_score(1, 7, 5, 72);
 	t_invariance(g_ref3, g_ref, "scalar");
 	if (g_have_avx2) t_invariance(g_opt, g_opt1, "avx2");
+	if (g_have_512) t_invariance(g_512, g_5121, "avx512");
 	g_ref->destroy(g_ref);
 	g_ref3->destroy(g_ref3);
 	g_opt->destroy(g_opt);
 	g_opt1->destroy(g_opt1);
+	g_512->destroy(g_512);
+	g_5121->destroy(g_5121);
 	TU_DONE();
 }

@@ -112,20 +112,30 @@ void cpu_par(struct kern *k, int n, int grain, double work, cpu_range_fn fn, voi
 
 /* ---- creation ---- */
 
-static const struct cpu_isa *pick_isa(enum kern_cpu_isa want)
+/* The inner-loop table for `want` (AUTO: the best the CPU has), into *t. */
+static void pick_isa(enum kern_cpu_isa want, struct cpu_isa *t)
 {
-	int have = 0;
+	int have2 = 0, have512 = 0;
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
-	have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	have512 = have2 && cpu_have_avx512bf16();
 #endif
 	if (want == KERN_CPU_ISA_AUTO) {
 		/* diagnostic override (house rule 7: env vars only for diagnostics) */
 		const char *env = getenv("NVMOE_CPU_ISA");
+		want = KERN_CPU_ISA_AVX512;
 		if (env && !strcmp(env, "scalar")) want = KERN_CPU_ISA_SCALAR;
+		if (env && !strcmp(env, "avx2")) want = KERN_CPU_ISA_AVX2;
 	}
-	if (want == KERN_CPU_ISA_SCALAR || !have) return &cpu_isa_scalar;
-	return &cpu_isa_avx2;
+	if (want == KERN_CPU_ISA_AVX512 && !have512) want = KERN_CPU_ISA_AVX2;
+	if (want == KERN_CPU_ISA_AVX2 && !have2) want = KERN_CPU_ISA_SCALAR;
+	*t = want == KERN_CPU_ISA_SCALAR ? cpu_isa_scalar : cpu_isa_avx2;
+	if (want == KERN_CPU_ISA_AVX512) {
+		t->name = "avx512";
+		t->fp4 = cpu_fp4_avx512;
+		t->fp4_layout = cpu_fp4_layout_avx512;
+	}
 }
 
 struct kern *kern_cpu_create_opts(const struct kern_cpu_opts *o)
@@ -143,7 +153,8 @@ struct kern *kern_cpu_create_opts(const struct kern_cpu_opts *o)
 		n = nc < 1 ? 1 : nc > 256 ? 256 : (int)nc;
 	}
 	c->nthreads = n;
-	c->isa = pick_isa(o ? o->isa : KERN_CPU_ISA_AUTO);
+	pick_isa(o ? o->isa : KERN_CPU_ISA_AUTO, &c->isa_tab);
+	c->isa = &c->isa_tab;
 	if (cpu_pool_create(n, &c->pool)) {
 		free(k);
 		free(c);

@@ -18,7 +18,8 @@ struct cpu_impl {
 	size_t scratch_n;           /* floats */
 	struct cpu_pool *pool;
 	int nthreads;
-	const struct cpu_isa *isa;
+	const struct cpu_isa *isa;  /* &isa_tab */
+	struct cpu_isa isa_tab;
 	float *tscr;                /* [nthreads, tscr_n] per-thread scratch */
 	size_t tscr_n;              /* floats per thread */
 };

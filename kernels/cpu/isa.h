@@ -39,9 +39,11 @@ struct cpu_isa {
 	 * fp4_layout (rows of K), sa [S, K/128]. */
 	void (*fp4)(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
 		    int n0, int n1, float *wb, unsigned nm);
-	/* Reorders one quantised row of K (K % 32 == 0) into the layout fp4 reads;
+	/* Reorders len quantised inputs of a row of K (K % 32 == 0; the piece starts at
+	 * a multiple of 128 and len is a multiple of 128 unless the piece ends the row)
+	 * into the layout fp4 reads for rows of K with the same nm (tmp: 256 floats);
 	 * NULL = natural order. */
-	void (*fp4_layout)(float *q, int K, float *tmp);
+	void (*fp4_layout)(float *q, int len, int K, float *tmp, unsigned nm);
 	/* y[s*ldy + n] = rnd?(Σ_k x[s*ldx + k]·f32(w[n*K + k])), n in [n0, n1); rounds
 	 * to bf16 when rnd. */
 	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
@@ -52,6 +54,16 @@ struct cpu_isa {
 
 extern const struct cpu_isa cpu_isa_scalar;
 extern const struct cpu_isa cpu_isa_avx2;
+/* AVX-512 BF16 FP4 loops (isa_avx512.c): with QNT and K % 128 == 0 the activation
+ * codes (E4M3 values, exact in bf16) are dotted with the weights by VDPBF16PS, else
+ * they use the AVX2 loops below.  The "avx512" table is the AVX2 one with these. */
+void cpu_fp4_avx512(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
+		    int n0, int n1, float *wb, unsigned nm);
+void cpu_fp4_layout_avx512(float *q, int len, int K, float *tmp, unsigned nm);
+int cpu_have_avx512bf16(void); /* CPU and compiler support the table */
+void cpu_fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
+		  int n0, int n1, float *wb, unsigned nm);
+void cpu_fp4_layout_avx2(float *q, int len, int K, float *tmp, unsigned nm);
 
 /* Per-thread scratch the inner loops need for rows of K and S tokens. */
 static inline size_t cpu_isa_wb_floats(size_t K, size_t S)
