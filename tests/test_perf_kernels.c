@@ -83,6 +83,48 @@ static void check_bits(const char *what, const float *a, const float *b, size_t 
 	printf("ok   %-44s %zu outputs bitwise equal\n", what, n);
 }
 
+/* ---- act_quant: bit-exact ---- */
+
+/* the AVX2 act_quant against kern_act_quant_block on random blocks spanning many
+ * magnitudes, E4M3 ties and subnormal codes, ±0, NaN and ±inf entries */
+static void t_actq(void)
+{
+	float x[128], q0[128], q1[128];
+	int bad = 0, blocks = 0;
+	for (int it = 0; it < 4000 && !bad; it++) {
+		int n = it % 5 == 0 ? 64 : 128;
+		int e = (int)(rnd32() % 60) - 30;
+		for (int i = 0; i < n; i++) {
+			uint32_t r = rnd32();
+			float v = ldexpf(frand(), e + (int)(r % 12) - 6);
+			if (r % 97 == 0) v = 0.0f;
+			if (r % 101 == 0) v = -0.0f;
+			if (r % 89 == 0) { /* an exact E4M3 tie of the block's largest scale */
+				float m = (float)(8 + (int)(rnd32() % 8)) + 0.5f;
+				v = ldexpf(m, e - 3);
+			}
+			x[i] = v;
+		}
+		if (it % 50 == 7) x[rnd32() % n] = NAN;
+		if (it % 70 == 9) x[rnd32() % n] = -INFINITY;
+		float s0 = kern_act_quant_block(x, n, q0);
+		float s1 = cpu_isa_avx2.actq(x, n, q1);
+		blocks++;
+		if (memcmp(&s0, &s1, 4)) {
+			fprintf(stderr, "FAIL actq block %d: scale got %.9g expected %.9g\n", it, s1, s0);
+			bad = 1;
+		}
+		for (int i = 0; i < n && !bad; i++)
+			if (memcmp(&q0[i], &q1[i], 4)) {
+				fprintf(stderr, "FAIL actq block %d: index %d (x = %.9g): got %.9g expected %.9g\n", it, i, x[i], q1[i],
+					q0[i]);
+				bad = 1;
+			}
+	}
+	if (bad) tu_failures++;
+	else printf("ok   act_quant avx2 == kern_act_quant_block       %d blocks bitwise equal\n", blocks);
+}
+
 /* ---- GEMMs ---- */
 
 static void t_fp8(int N, int K, int S)
@@ -447,6 +489,7 @@ int main(void)
 	if (!g_have_512) printf("note: no AVX-512 BF16 on this CPU: the avx512 table is not tested\n");
 
 	t_pool();
+	if (g_have_avx2) t_actq();
 	t_fp8(300, 4096, 5);  /* 3 row blocks, the last partial */
 	t_fp8(130, 200, 3);   /* partial 128-block and a K % 8 tail */
 	t_fp8g(4, 64, 384, 3);

@@ -59,13 +59,14 @@ static inline float cpu_fp8_scale(const struct kern_fp8w *W, int n, int kb)
 
 /* Quantise one activation row of K (multiple of 128 or not: last block partial)
  * into q (decoded E4M3 values) and sa (one scale per 128-block); without QNT q = x,
- * sa = 1. */
-static inline void cpu_act_quant_row(const float *x, int K, float *q, float *sa, unsigned nm)
+ * sa = 1.  The isa's actq is bit-exact with kern_act_quant_block. */
+static inline void cpu_act_quant_row(const struct cpu_isa *isa, const float *x, int K, float *q, float *sa,
+				     unsigned nm)
 {
 	for (int b = 0, o = 0; o < K; b++, o += 128) {
 		int n = K - o < 128 ? K - o : 128;
 		if (nm & KERN_QNT) {
-			sa[b] = kern_act_quant_block(x + o, n, q + o);
+			sa[b] = isa->actq(x + o, n, q + o);
 		} else {
 			for (int i = 0; i < n; i++) q[o + i] = x[o + i];
 			sa[b] = 1.0f;

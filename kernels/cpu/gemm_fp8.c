@@ -5,6 +5,7 @@
 #include "cpu.h"
 
 struct quant_ctx {
+	struct kern *k;
 	const float *x;
 	int ldx, K, nb;
 	float *q, *sa;
@@ -15,14 +16,14 @@ static void quant_rows(void *vp, int a, int b, int tid)
 {
 	struct quant_ctx *c = vp;
 	for (int s = a; s < b; s++)
-		cpu_act_quant_row(c->x + (size_t)s * c->ldx, c->K, c->q + (size_t)s * c->K,
+		cpu_act_quant_row(cpu_isa(c->k), c->x + (size_t)s * c->ldx, c->K, c->q + (size_t)s * c->K,
 				  c->sa + (size_t)s * c->nb, c->nm);
 }
 
 /* q [S, K], sa [S, ceil(K/128)] from x rows (act_quant with QNT, copies without). */
 void cpu_quant_rows(struct kern *k, float *q, float *sa, const float *x, int ldx, int K, int S, unsigned nm)
 {
-	struct quant_ctx c = { x, ldx, K, (K + 127) / 128, q, sa, nm };
+	struct quant_ctx c = { k, x, ldx, K, (K + 127) / 128, q, sa, nm };
 	/* act_quant costs about as much per element as a few multiply-adds */
 	cpu_par(k, S, 1, 8.0 * S * K, quant_rows, &c);
 }

@@ -48,6 +48,9 @@ struct cpu_isa {
 	 * to bf16 when rnd. */
 	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
 		      int n0, int n1, int rnd);
+	/* act_quant of one block of n <= 128 (kern_act_quant_block, bit-exact): returns
+	 * the scale, writes the decoded E4M3 values (q may be x). */
+	float (*actq)(const float *x, int n, float *q);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n); /* y += a·x */
 };

@@ -375,6 +375,48 @@ static AVX2 void dense_avx2(float *y, int ldy, const float *x, int ldx, const ui
 	}
 }
 
+/* ---- act_quant ---- */
+
+/* kern_act_quant_block, bit-exact: amax ignoring NaN (vmaxps returns its second
+ * operand when the first is NaN), the same power-of-two scale, then E4M3 round to
+ * nearest even in f32: normal codes (|v| >= 2^-6) by rounding the f32 mantissa to
+ * 3 bits with integer adds (a carry bumps the exponent, as it should), subnormal
+ * codes by adding and subtracting 2^14 (ulp 2^-9 there); clamping to ±448 before
+ * keeps every result a finite code; NaN stays NaN. */
+static AVX2 float actq_avx2(const float *x, int n, float *q)
+{
+	if (n % 8) return kern_act_quant_block(x, n, q);
+	const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+	__m256 mx = _mm256_setzero_ps();
+	for (int i = 0; i < n; i += 8) mx = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absm), mx);
+	float amax = 0;
+	{
+		float m8[8];
+		_mm256_storeu_ps(m8, mx);
+		for (int j = 0; j < 8; j++)
+			if (m8[j] > amax) amax = m8[j];
+	}
+	float s = kern_pow2_scale(amax, 448.0f, 1e-4f);
+	const __m256 inv = _mm256_set1_ps(1.0f / s), lim = _mm256_set1_ps(448.0f), nlim = _mm256_set1_ps(-448.0f);
+	const __m256 big = _mm256_set1_ps(16384.0f), tiny = _mm256_set1_ps(0x1p-6f);
+	const __m256i half = _mm256_set1_epi32(0x7FFFF), one = _mm256_set1_epi32(1), keep = _mm256_set1_epi32((int)0xFFF00000u);
+	for (int i = 0; i < n; i += 8) {
+		__m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
+		__m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+		v = _mm256_max_ps(_mm256_min_ps(v, lim), nlim);
+		__m256 a = _mm256_and_ps(v, absm), sign = _mm256_andnot_ps(absm, v);
+		__m256i u = _mm256_castps_si256(a);
+		__m256i rn = _mm256_add_epi32(u, _mm256_add_epi32(half, _mm256_and_si256(_mm256_srli_epi32(u, 20), one)));
+		__m256 nr = _mm256_castsi256_ps(_mm256_and_si256(rn, keep));
+		__m256 sr = _mm256_sub_ps(_mm256_add_ps(a, big), big);
+		__m256 r = _mm256_blendv_ps(nr, sr, _mm256_cmp_ps(a, tiny, _CMP_LT_OQ));
+		r = _mm256_or_ps(r, sign);
+		r = _mm256_blendv_ps(r, _mm256_set1_ps(NAN), nan);
+		_mm256_storeu_ps(q + i, r);
+	}
+	return s;
+}
+
 /* ---- vectors ---- */
 
 static AVX2 float dot_avx2(const float *a, const float *b, int n)
@@ -409,6 +451,7 @@ const struct cpu_isa cpu_isa_avx2 = {
 	.fp4 = cpu_fp4_avx2,
 	.fp4_layout = cpu_fp4_layout_avx2,
 	.dense = dense_avx2,
+	.actq = actq_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
 };

@@ -97,7 +97,7 @@ AVX512_INLINE __m512 grp_dot(const uint16_t *qg, const __m512i *v)
 	return _mm512_add_ps(a, b);
 }
 
-#define FP4_PF512 1024 /* bytes of weights fetched ahead */
+#define FP4_PF512 1024 /* bytes of weights fetched ahead (0, 1, 2, 4 KiB and L2 hints measured) */
 
 /* One weight row against T tokens: out[t] = Σ_g [sc x4 ..]·P_g, reduced once. */
 AVX512_INLINE void tile512(float *out, const uint8_t *wr, const uint8_t *sr, const uint16_t *const *qt,

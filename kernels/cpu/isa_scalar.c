@@ -83,6 +83,8 @@ static void dense_scalar(float *y, int ldy, const float *x, int ldx, const uint1
 	}
 }
 
+static float actq_scalar(const float *x, int n, float *q) { return kern_act_quant_block(x, n, q); }
+
 static float dot_scalar(const float *a, const float *b, int n)
 {
 	float acc = 0;
@@ -102,6 +104,7 @@ const struct cpu_isa cpu_isa_scalar = {
 	.fp4 = fp4_scalar,
 	.fp4_layout = NULL,
 	.dense = dense_scalar,
+	.actq = actq_scalar,
 	.dot = dot_scalar,
 	.axpy = axpy_scalar,
 };

@@ -64,7 +64,7 @@ static void moe_quant_in(void *vp, int a, int b, int tid)
 	for (int i = a; i < b; i++) {
 		int s = c->slots[i] / c->topk;
 		float *q = c->qx + (size_t)i * D;
-		cpu_act_quant_row(c->x + (size_t)s * D, D, q, c->sax + (size_t)i * nb, c->nm);
+		cpu_act_quant_row(isa, c->x + (size_t)s * D, D, q, c->sax + (size_t)i * nb, c->nm);
 		if (isa->fp4_layout) isa->fp4_layout(q, D, D, cpu_tscratch(c->k, tid), c->nm);
 	}
 }
@@ -90,7 +90,7 @@ static void moe_up(void *vp, int a, int b, int tid)
 			h[f] = cpu_rnd(wgt * (silu(gv) * uv), c->nm);
 		}
 		/* a is a multiple of 128: the slice holds whole act_quant blocks */
-		cpu_act_quant_row(h + a, b - a, h + a, c->sah + (size_t)i * nb + a / 128, c->nm);
+		cpu_act_quant_row(isa, h + a, b - a, h + a, c->sah + (size_t)i * nb + a / 128, c->nm);
 		if (isa->fp4_layout) isa->fp4_layout(h + a, b - a, F, wb, c->nm);
 	}
 }
