@@ -58,51 +58,113 @@ AVX2_INLINE void fp8_row(float *wb, const uint8_t *wr, int K)
 	}
 }
 
-/* T tokens (1..4) against one decoded row: out[t] = Σ_b sc[t][b] · P_b. */
-AVX2_INLINE void fp8_tile(float *out, const float *wb, const float *const *qt, const float *const *sat,
-			  int T, int K, const float *sw)
+/* E8M0 as f32: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN (the values
+ * of kern_e8m0_to_f32 without a libm call). */
+static inline float e8m0(uint8_t b)
+{
+	uint32_t u = b == 0 ? 0x00400000u : b == 0xFF ? 0x7FC00000u : (uint32_t)b << 23;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* R rows (1..2) x T tokens (1..4): out[r*T + t] = Σ_b sa_t[b]·sw_r[b]·P_b with
+ * P_b = (chain over the block's even vectors) + (chain over its odd vectors); the
+ * last vector of a row with K % 8 != 0 is zero padded.  Weights come decoded from
+ * the row buffers wb[r] or, when fused, straight from the E4M3 bytes - the same
+ * values, so every path gives every output the same operations. */
+AVX2_INLINE void fp8_core(float *out, const float *const *wb, const uint8_t *const *wr, int fused,
+			  const float *const *qt, const float *const *sat, const float *const *sw, int R, int T,
+			  int K)
 {
 	const int nv = K / 8, rem = K % 8, nb = (K + 127) / 128;
 	const __m256i tm = tail_mask(rem ? rem : 1);
-	__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+	__m256 acc[8], P0[8], P1[8], w[2];
+	for (int i = 0; i < R * T; i++) acc[i] = _mm256_setzero_ps();
 	for (int b = 0; b < nb; b++) {
-		int v0 = b * 16, v1 = v0 + 16 < nv ? v0 + 16 : nv;
-		__m256 P[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-		for (int v = v0; v < v1; v++) {
-			__m256 w = _mm256_loadu_ps(wb + 8 * v);
-			for (int t = 0; t < T; t++) P[t] = _mm256_fmadd_ps(_mm256_loadu_ps(qt[t] + 8 * v), w, P[t]);
+		int v0 = b * 16, v1 = v0 + 16 < nv ? v0 + 16 : nv, v = v0;
+		for (int i = 0; i < R * T; i++) P0[i] = P1[i] = _mm256_setzero_ps();
+		for (; v + 2 <= v1; v += 2) {
+			for (int r = 0; r < R; r++)
+				w[r] = fused ? e4m3x8(wr[r] + 8 * v) : _mm256_loadu_ps(wb[r] + 8 * v);
+			for (int r = 0; r < R; r++)
+				for (int t = 0; t < T; t++)
+					P0[r * T + t] = _mm256_fmadd_ps(_mm256_loadu_ps(qt[t] + 8 * v), w[r], P0[r * T + t]);
+			for (int r = 0; r < R; r++)
+				w[r] = fused ? e4m3x8(wr[r] + 8 * v + 8) : _mm256_loadu_ps(wb[r] + 8 * v + 8);
+			for (int r = 0; r < R; r++)
+				for (int t = 0; t < T; t++)
+					P1[r * T + t] = _mm256_fmadd_ps(_mm256_loadu_ps(qt[t] + 8 * v + 8), w[r], P1[r * T + t]);
+		}
+		if (v < v1) { /* odd count: v - v0 is even */
+			for (int r = 0; r < R; r++)
+				w[r] = fused ? e4m3x8(wr[r] + 8 * v) : _mm256_loadu_ps(wb[r] + 8 * v);
+			for (int r = 0; r < R; r++)
+				for (int t = 0; t < T; t++)
+					P0[r * T + t] = _mm256_fmadd_ps(_mm256_loadu_ps(qt[t] + 8 * v), w[r], P0[r * T + t]);
 		}
 		if (rem && b == nb - 1) {
-			__m256 w = _mm256_loadu_ps(wb + 8 * nv);
-			for (int t = 0; t < T; t++)
-				P[t] = _mm256_fmadd_ps(_mm256_maskload_ps(qt[t] + 8 * nv, tm), w, P[t]);
+			int odd = (nv - v0) & 1;
+			for (int r = 0; r < R; r++) {
+				if (fused) {
+					uint8_t t8[8] = { 0 };
+					memcpy(t8, wr[r] + 8 * nv, (size_t)rem);
+					w[r] = e4m3x8(t8);
+				} else {
+					w[r] = _mm256_loadu_ps(wb[r] + 8 * nv);
+				}
+			}
+			for (int r = 0; r < R; r++)
+				for (int t = 0; t < T; t++) {
+					__m256 qv = _mm256_maskload_ps(qt[t] + 8 * nv, tm);
+					if (odd) P1[r * T + t] = _mm256_fmadd_ps(qv, w[r], P1[r * T + t]);
+					else P0[r * T + t] = _mm256_fmadd_ps(qv, w[r], P0[r * T + t]);
+				}
 		}
-		for (int t = 0; t < T; t++)
-			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(sat[t][b] * sw[b]), P[t], acc[t]);
+		for (int r = 0; r < R; r++)
+			for (int t = 0; t < T; t++)
+				acc[r * T + t] = _mm256_fmadd_ps(_mm256_set1_ps(sat[t][b] * sw[r][b]),
+								 _mm256_add_ps(P0[r * T + t], P1[r * T + t]), acc[r * T + t]);
 	}
-	for (int t = 0; t < T; t++) out[t] = hsum8(acc[t]);
+	for (int i = 0; i < R * T; i++) out[i] = hsum8(acc[i]);
 }
 
 static AVX2 void fp8_avx2(float *y, int ldy, const float *q, int ldq, const float *sa, int ldsa, int S,
 			  const struct kern_fp8w *W, int n0, int n1, float *wb, unsigned nm)
 {
-	const int K = W->k, nb = (K + 127) / 128;
-	float *sw = wb + K + 8; /* [nb] block scales of the row */
-	for (int n = n0; n < n1; n++) {
-		fp8_row(wb, W->w + (size_t)n * K, K);
-		for (int b = 0; b < nb; b++) sw[b] = cpu_fp8_scale(W, n, b);
-		for (int s0 = 0; s0 < S; s0 += 4) {
-			int T = S - s0 < 4 ? S - s0 : 4;
+	const int K = W->k, nb = (K + 127) / 128, kb = (K + 127) / 128;
+	/* wb: two decoded rows [K + 8] each, then their block scales [nb] each */
+	float *rowb[2] = { wb, wb + K + 8 };
+	float *swb[2] = { wb + 2 * (K + 8), wb + 2 * (K + 8) + nb };
+	for (int n = n0; n < n1; n += 2) {
+		const int R = n1 - n < 2 ? n1 - n : 2;
+		const uint8_t *wr[2];
+		const float *wbc[2] = { rowb[0], rowb[1] }, *swc[2] = { swb[0], swb[1] };
+		for (int r = 0; r < R; r++) {
+			wr[r] = W->w + (size_t)(n + r) * K;
+			const uint8_t *sr = W->s + (size_t)((n + r) / 128) * kb;
+			for (int b = 0; b < nb; b++) swb[r][b] = e8m0(sr[b]);
+			if (S >= 4) fp8_row(rowb[r], wr[r], K); /* decoded once for the token tiles */
+		}
+		int s0 = 0;
+		for (; s0 + 4 <= S; s0 += 4) {
 			const float *qt[4], *st[4];
 			float out[4];
-			for (int t = 0; t < T; t++) {
+			for (int t = 0; t < 4; t++) {
 				qt[t] = q + (size_t)(s0 + t) * ldq;
 				st[t] = sa + (size_t)(s0 + t) * ldsa;
 			}
-			if (T == 4) fp8_tile(out, wb, qt, st, 4, K, sw);
-			else
-				for (int t = 0; t < T; t++) fp8_tile(out + t, wb, qt + t, st + t, 1, K, sw);
-			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = cpu_rnd(out[t], nm);
+			for (int r = 0; r < R; r++) {
+				fp8_core(out, wbc + r, wr + r, 0, qt, st, swc + r, 1, 4, K);
+				for (int t = 0; t < 4; t++) y[(size_t)(s0 + t) * ldy + n + r] = cpu_rnd(out[t], nm);
+			}
+		}
+		for (; s0 < S; s0++) { /* single tokens (decode): two rows at a time, fused decode */
+			const float *qt = q + (size_t)s0 * ldq, *st = sa + (size_t)s0 * ldsa;
+			float out[2];
+			if (R == 2) fp8_core(out, wbc, wr, 1, &qt, &st, swc, 2, 1, K);
+			else fp8_core(out, wbc, wr, 1, &qt, &st, swc, 1, 1, K);
+			for (int r = 0; r < R; r++) y[(size_t)s0 * ldy + n + r] = cpu_rnd(out[r], nm);
 		}
 	}
 }
@@ -113,7 +175,7 @@ static AVX2 void fp8g_avx2(float *y, const float *x, const struct kern_fp8w *W, 
 	/* the weight's block scale multiplies the block's partial sum (exact powers of
 	 * two), activations unquantised: the FP8 kernel with unit activation scales */
 	const int Kg = W->k, R = W->n / G, nb = (Kg + 127) / 128;
-	float *ones = wb + Kg + 8 + nb; /* after fp8_avx2's row [K + 8] and scales [nb] */
+	float *ones = wb + 2 * (Kg + 8) + 2 * nb; /* after fp8_avx2's rows and scales */
 	for (int b = 0; b < nb; b++) ones[b] = 1.0f;
 	for (int g = n0 / R; g * R < n1; g++) {
 		int a = g * R > n0 ? g * R : n0, e = (g + 1) * R < n1 ? (g + 1) * R : n1;
@@ -203,15 +265,6 @@ AVX2_INLINE void fp4_dec_one(const uint8_t *p, __m128 *w)
 	w[5] = _mm_castsi128_ps(_mm_and_si128(wh0, hm));
 	w[6] = _mm_castsi128_ps(_mm_slli_epi32(wh1, 16));
 	w[7] = _mm_castsi128_ps(_mm_and_si128(wh1, hm));
-}
-
-/* E8M0 as f32: b << 23, except 0 -> 2^-127 (subnormal) and 0xFF -> NaN. */
-static inline float e8m0(uint8_t b)
-{
-	uint32_t u = b == 0 ? 0x00400000u : b == 0xFF ? 0x7FC00000u : (uint32_t)b << 23;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
 }
 
 AVX2_INLINE __m256 e8m0x8(const uint8_t *p)
