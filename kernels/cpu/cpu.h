@@ -1,9 +1,12 @@
-/* kernels/cpu/cpu.h - internal interface of the reference CPU backend.
+/* kernels/cpu/cpu.h - internal interface of the CPU backend.
  *
  * Each kernels/cpu/<family>.c implements the ops of one family with the signatures
- * of struct kern (kernels/kern.h); cpu.c assembles the table.  Scratch: one arena
- * per backend (cpu_scratch), sized by reserve(); an op may use it freely for the
- * duration of one call.
+ * of struct kern (kernels/kern.h); cpu.c assembles the table, picks the inner-loop
+ * table (isa.h) and owns the worker pool (pool.h).  An op splits its outputs into
+ * ranges with cpu_par() and runs the isa's loops on each; only the driving thread
+ * calls ops.  Scratch: one arena per backend (cpu_scratch, shared by the tasks of a
+ * call, each task writing disjoint parts), plus per-thread scratch (cpu_tscratch,
+ * indexed by the task's tid), both sized by reserve().
  */
 #ifndef NV_KERN_CPU_H
 #define NV_KERN_CPU_H
