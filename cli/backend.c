@@ -31,8 +31,12 @@ int cli_backend_create(const struct cli_opts *o, struct kern **out, struct nv_er
 					    "this nvmoe was built without the CUDA backend");
 #endif
 	}
-	*out = kern_cpu_create();
-	if (!*out) return core_err_set(e, NV_ENOMEM, "--backend", "cpu", NULL, "out of memory");
+	struct kern_cpu_opts co = { .threads = o->threads, .isa = KERN_CPU_ISA_AUTO };
+	*out = kern_cpu_create_opts(&co);
+	if (!*out)
+		return core_err_set(e, NV_ENOMEM, "--backend", "cpu", "try fewer --threads",
+				    "cannot create the CPU backend with %d threads (memory or thread creation)",
+				    o->threads);
 	return 0;
 }
 

@@ -116,6 +116,11 @@ int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) *
 /* bench --backend cuda (cli/cmd_bench_gpu.c): adds its keys to `js`; 0 ok, else exit status. */
 struct cJSON;
 int cli_bench_gpu(const struct cli_opts *o, struct cJSON *js);
+/* bench (compute): adds its keys to `js` (cli/cmd_bench_cpu.c); 0 ok, else exit status. */
+struct cJSON;
+int cli_bench_cpu(const struct cli_opts *o, struct cJSON *js);
+/* The kernel backend chosen by --backend / --threads (cli/backend.c); NULL + *e. */
+struct kern;
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
 

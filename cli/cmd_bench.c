@@ -1,7 +1,8 @@
-/* cli/cmd_bench.c - `nvmoe bench ...`: dispatches `--io` to the I/O benchmark
- * (cli/cmd_bench_io.c) and `MODEL --backend cuda` to the GPU benchmark
- * (cli/cmd_bench_gpu.c); the CPU decode/prefill benchmark goes here when it lands.
- * A compute benchmark fills one JSON object, printed once with --json. */
+/* cli/cmd_bench.c - `nvmoe bench ...`: `--io` goes to the I/O benchmark
+ * (cli/cmd_bench_io.c); otherwise the compute benchmark (cli/cmd_bench_cpu.c, or
+ * cli/cmd_bench_gpu.c with --backend cuda).
+ * The compute benchmark's results are one JSON object that each part fills with its
+ * own keys, printed once with --json (later parts add keys the same way). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,39 +10,48 @@
 
 #include "cli.h"
 
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nvmoe bench MODEL [--backend cpu|cuda] [--threads N] [--json]\n"
+		   "                   [--host-cache SZ] [--vram-budget SZ] [--no-prefetch] [--lookahead K]\n"
+		   "                   [--prefill N] [--decode N] [--repeat N]\n"
+		   "       nvmoe bench --io MODEL [--json]\n"
+		   "  compute: prefill and decode tokens/s, bytes/s of the FP4 expert kernel next to\n"
+		   "           the memory bandwidth measured in the same run (copy and read)\n"
+		   "  --threads N   CPU threads (default: all cores)\n"
+		   "  --prefill N   prompt length (default 64)   --decode N   decode steps (default 16)\n"
+		   "  --repeat N    repetitions of each measurement; best, median, worst (default 3)\n"
+		   "  --json        one JSON object on stdout (keys decode_tok_s, prefill_tok_s,\n"
+		   "                fp4_kernel_gbs, mem_bw_gbs, fp4_fraction_of_mem_bw, threads, ...)\n"
+		   "  --io          expert-read throughput of the io engine at queue depths 1-64, next\n"
+		   "                to fio (raw O_DIRECT) and a mmap reader, from a cold page cache\n");
+}
+
 int cli_cmd_bench(int argc, char **argv)
 {
 	struct cli_opts o;
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) {
-		printf("usage: nvmoe bench --io MODEL [--json]\n"
-		       "       nvmoe bench MODEL --backend cuda [--vram-budget SZ] [--host-cache SZ]\n"
-		       "                   [--prefill N] [--decode N] [--repeat N] [--json]\n"
-		       "  --io   expert-read throughput of the io engine at queue depths 1-64, next to fio\n"
-		       "         (raw O_DIRECT) and a mmap reader, from a cold page cache\n"
-		       "  cuda   host->device copy bandwidth (page-locked, pageable), prefill and decode\n"
-		       "         tokens/s with experts resident or through GPU expert slots\n"
-		       "         (--vram-budget / --host-cache / a converted store), slot statistics\n");
+		usage(stdout);
 		return 0;
 	}
 	if (rc) return rc;
 	if (o.io) return cli_bench_io(&o);
-	if (o.nargs == 1 && o.backend && !strcmp(o.backend, "cuda")) {
-		cJSON *js = cJSON_CreateObject();
-		if (!js) {
-			fprintf(stderr, "nvmoe bench: out of memory\n");
-			return 1;
-		}
-		rc = cli_bench_gpu(&o, js);
-		if (!rc && o.json) {
-			char *s = cJSON_Print(js);
-			if (s) printf("%s\n", s);
-			free(s);
-		}
-		cJSON_Delete(js);
-		return rc;
+	if (o.nargs != 1) {
+		usage(stderr);
+		return 2;
 	}
-	fprintf(stderr, "nvmoe bench: only the I/O benchmark (--io) and the CUDA one (--backend cuda) are available "
-			"in this build\n");
-	return 2;
+	cJSON *js = cJSON_CreateObject();
+	if (!js) {
+		fprintf(stderr, "nvmoe bench: out of memory\n");
+		return 1;
+	}
+	rc = o.backend && !strcmp(o.backend, "cuda") ? cli_bench_gpu(&o, js) : cli_bench_cpu(&o, js);
+	if (!rc && o.json) {
+		char *s = cJSON_Print(js);
+		if (s) printf("%s\n", s);
+		free(s);
+	}
+	cJSON_Delete(js);
+	return rc;
 }

@@ -40,9 +40,6 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	memset(g, 0, sizeof *g);
 	g->dir = model;
 	int rc;
-	if (!strcmp(o->backend, "cuda"))
-		return core_err_set(e, NV_EUNSUPPORTED, "backend", "cuda", "use --backend cpu (or auto)",
-				    "this build has no CUDA backend for generation");
 	if ((rc = open_tokenizer(g, model, e))) return rc;
 	struct core_ckpt_opts co = { .allow_extra = o->allow_extra };
 	if ((rc = core_ckpt_open(model, &co, &g->ck, e))) return rc;
@@ -54,14 +51,15 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 		g->ctx = g->c->max_position_embeddings;
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
-	if (!(g->k = kern_cpu_create()))
-		return core_err_set(e, NV_ENOMEM, "backend", "cpu", NULL, "out of memory creating the CPU backend");
+	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
 	const struct core_expert_src *src = NULL;
-	if ((rc = cli_experts_open(o, g->ck, &g->xs, &src, e))) return rc;
+	if ((rc = cli_experts_open_k(o, g->ck, g->k, &g->xs, &src, e))) return rc;
+	if ((rc = cli_backend_check_experts(g->k, src, e))) return rc;
 	struct core_model_opts mo = { .numeric = o->smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL,
 				      .max_chunk = g->chunk, .experts = src };
 	if ((rc = core_model_create(g->ck, g->k, &mo, &g->m, e))) return rc;
 	if ((rc = core_seq_create(g->m, g->ctx, &g->sq, e))) return rc;
+	if ((rc = cli_experts_reserve(g->xs, e))) return rc; /* GPU slots take what the budget leaves */
 
 	core_sampler_cfg_default(&g->scfg);
 	if ((rc = core_sampler_cfg_load(model, &g->scfg, e))) return rc;

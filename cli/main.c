@@ -15,7 +15,7 @@ struct cli_cmd {
 /* One line per subcommand (keep in the order of DESIGN.md §6, then tools). */
 static const struct cli_cmd g_cmds[] = {
 	{"convert", cli_cmd_convert, "write the expert store and resident pack of an HF checkpoint"},
-	{"bench", cli_cmd_bench, "benchmarks (--io: expert reads vs fio and mmap)"},
+	{"bench", cli_cmd_bench, "benchmarks: prefill/decode tok/s, FP4 kernel vs memory bandwidth (--io: expert reads)"},
 	{"inspect", cli_cmd_inspect, "validate a checkpoint; print config, tensor inventory and byte budget"},
 	{"plan", cli_cmd_plan, "show the memory split and decode-speed bounds for --vram/--ram/--ctx"},
 	{"run", cli_cmd_run, "one-shot generation: nvmoe run MODEL -p TEXT (chat template; --raw for none)"},

@@ -228,7 +228,29 @@ struct kern {
 			  size_t n, unsigned nm);
 };
 
-/* The reference CPU backend (kernels/cpu/). NULL on allocation failure. */
+/* The CPU backend (kernels/cpu/).  Options:
+ *   threads  total threads of the backend's persistent pool, the driving thread
+ *            included (0 = the number of online cores).  Workers are created once
+ *            here and sleep between calls.
+ *   isa      inner loops: KERN_CPU_ISA_AUTO picks the best the CPU has - AVX512
+ *            (AVX2+FMA loops, FP4 experts with AVX-512 BF16 dot products), else
+ *            AVX2 (AVX2+FMA), else SCALAR (plain C, the reference arithmetic);
+ *            diagnostic override of AUTO: environment NVMOE_CPU_ISA=scalar|avx2|
+ *            avx512.  A table the CPU lacks falls back to the next one down;
+ *            kern_cpu_isa() tells which runs.
+ * Results are bitwise independent of threads and of chunking for a given isa; the
+ * isas differ by f32 summation order only (MODEL.md §7.5).  NULL on failure (out of
+ * memory, thread creation). */
+enum kern_cpu_isa { KERN_CPU_ISA_AUTO = 0, KERN_CPU_ISA_SCALAR, KERN_CPU_ISA_AVX2, KERN_CPU_ISA_AVX512 };
+struct kern_cpu_opts {
+	int threads;
+	enum kern_cpu_isa isa;
+};
+struct kern *kern_cpu_create_opts(const struct kern_cpu_opts *o);
+/* kern_cpu_create_opts with defaults (all cores, auto isa). */
 struct kern *kern_cpu_create(void);
+/* Of a CPU backend: pool size, and the inner loops in use ("scalar" | "avx2" | "avx512"). */
+int kern_cpu_threads(const struct kern *k);
+const char *kern_cpu_isa(const struct kern *k);
 
 #endif

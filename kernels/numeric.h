@@ -98,6 +98,7 @@ static inline float kern_pow2_scale(float amax, float fmax, float floor)
 {
 	double a = amax > floor ? amax : floor;
 	if (!(a == a)) return NAN;
+	if (isinf(a)) return INFINITY; /* 2^ceil(log2(inf)); the loops below would not end */
 	int e = (int)ceil(log2(a / fmax));
 	/* fix the estimate with exact comparisons: want fmax*2^(e-1) < a <= fmax*2^e */
 	while (ldexp(fmax, e) < a) e++;

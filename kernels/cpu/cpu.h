@@ -1,19 +1,30 @@
-/* kernels/cpu/cpu.h - internal interface of the reference CPU backend.
+/* kernels/cpu/cpu.h - internal interface of the CPU backend.
  *
  * Each kernels/cpu/<family>.c implements the ops of one family with the signatures
- * of struct kern (kernels/kern.h); cpu.c assembles the table.  Scratch: one arena
- * per backend (cpu_scratch), sized by reserve(); an op may use it freely for the
- * duration of one call.
+ * of struct kern (kernels/kern.h); cpu.c assembles the table, picks the inner-loop
+ * table (isa.h) and owns the worker pool (pool.h).  An op splits its outputs into
+ * ranges with cpu_par() and runs the isa's loops on each; only the driving thread
+ * calls ops.  Scratch: one arena per backend (cpu_scratch, shared by the tasks of a
+ * call, each task writing disjoint parts), plus per-thread scratch (cpu_tscratch,
+ * indexed by the task's tid), both sized by reserve().
  */
 #ifndef NV_KERN_CPU_H
 #define NV_KERN_CPU_H
 
 #include "kernels/kern.h"
 #include "kernels/numeric.h"
+#include "isa.h"
+#include "pool.h"
 
 struct cpu_impl {
 	float *scratch;
-	size_t scratch_n; /* floats */
+	size_t scratch_n;           /* floats */
+	struct cpu_pool *pool;
+	int nthreads;
+	const struct cpu_isa *isa;  /* &isa_tab */
+	struct cpu_isa isa_tab;
+	float *tscr;                /* [nthreads, tscr_n] per-thread scratch */
+	size_t tscr_n;              /* floats per thread */
 };
 
 static inline float *cpu_scratch(struct kern *k, size_t n_floats)
@@ -22,6 +33,23 @@ static inline float *cpu_scratch(struct kern *k, size_t n_floats)
 	(void)n_floats; /* sized by reserve(); CHECKed in debug builds */
 	return c->scratch;
 }
+
+static inline size_t cpu_scratch_size(struct kern *k) { return ((struct cpu_impl *)k->impl)->scratch_n; }
+
+/* Scratch of thread tid (a pool task's tid), tscr_n floats. */
+static inline float *cpu_tscratch(struct kern *k, int tid)
+{
+	struct cpu_impl *c = k->impl;
+	return c->tscr + (size_t)tid * c->tscr_n;
+}
+
+static inline const struct cpu_isa *cpu_isa(struct kern *k) { return ((struct cpu_impl *)k->impl)->isa; }
+
+/* Runs fn(ctx, a, b, tid) over disjoint ranges [a, b) covering [0, n), cut at
+ * multiples of `grain`, on the pool; inline in one piece when `work` (about the
+ * number of multiply-adds) is too small to be worth waking the workers. */
+typedef void (*cpu_range_fn)(void *ctx, int a, int b, int tid);
+void cpu_par(struct kern *k, int n, int grain, double work, cpu_range_fn fn, void *ctx);
 
 static inline float cpu_rnd(float v, unsigned nm) { return (nm & KERN_RND) ? kern_rbf16(v) : v; }
 
@@ -34,13 +62,14 @@ static inline float cpu_fp8_scale(const struct kern_fp8w *W, int n, int kb)
 
 /* Quantise one activation row of K (multiple of 128 or not: last block partial)
  * into q (decoded E4M3 values) and sa (one scale per 128-block); without QNT q = x,
- * sa = 1. */
-static inline void cpu_act_quant_row(const float *x, int K, float *q, float *sa, unsigned nm)
+ * sa = 1.  The isa's actq is bit-exact with kern_act_quant_block. */
+static inline void cpu_act_quant_row(const struct cpu_isa *isa, const float *x, int K, float *q, float *sa,
+				     unsigned nm)
 {
 	for (int b = 0, o = 0; o < K; b++, o += 128) {
 		int n = K - o < 128 ? K - o : 128;
 		if (nm & KERN_QNT) {
-			sa[b] = kern_act_quant_block(x + o, n, q + o);
+			sa[b] = isa->actq(x + o, n, q + o);
 		} else {
 			for (int i = 0; i < n; i++) q[o + i] = x[o + i];
 			sa[b] = 1.0f;
@@ -85,7 +114,7 @@ void cpu_moe_expert(struct kern *k, float *acc, const float *x, const struct ker
 void cpu_swiglu(struct kern *k, float *h, const float *g, const float *u, int rows, int n, unsigned nm);
 void cpu_add_round(struct kern *k, float *y, const float *acc, const float *b, size_t n, unsigned nm);
 
-/* FP4 GEMV of one prepared row (q, sa from cpu_act_quant_row) -> y[0..W->n) rnd. */
-void cpu_fp4_row(float *y, const float *q, const float *sa, const struct kern_fp4w *W, unsigned nm);
+/* q [S, K], sa [S, ceil(K/128)] from x rows: cpu_act_quant_row on the pool. */
+void cpu_quant_rows(struct kern *k, float *q, float *sa, const float *x, int ldx, int K, int S, unsigned nm);
 
 #endif

@@ -1,26 +1,39 @@
 /* kernels/cpu/gemm_dense.c - BF16 GEMM (§7.4, rounded output) and F32 GEMM on bf16
- * weights upcast to f32 (never rounded: gate, compressor, head). */
+ * weights upcast to f32 (never rounded: gate, compressor, head); tasks over output
+ * columns, weights converted on the fly. */
 #include "cpu.h"
 
-static inline float dot_bf16w(const float *x, const uint16_t *w, int K)
+struct dense_ctx {
+	struct kern *k;
+	float *y;
+	int ldy;
+	const float *x;
+	int ldx;
+	const uint16_t *w;
+	int K, S, rnd;
+};
+
+static void dense_cols(void *vp, int a, int b, int tid)
 {
-	float acc = 0;
-	for (int i = 0; i < K; i++) acc += x[i] * kern_bf16_to_f32(w[i]);
-	return acc;
+	struct dense_ctx *c = vp;
+	cpu_isa(c->k)->dense(c->y, c->ldy, c->x, c->ldx, c->w, c->K, c->S, a, b, c->rnd);
+}
+
+static void dense(struct kern *k, float *y, int ldy, const float *x, int ldx, const uint16_t *w, int N,
+		  int K, int S, int rnd)
+{
+	struct dense_ctx c = { k, y, ldy, x, ldx, w, K, S, rnd };
+	cpu_par(k, N, 16, (double)N * K * S, dense_cols, &c);
 }
 
 void cpu_gemm_bf16(struct kern *k, float *y, int ldy, const float *x, int ldx, const uint16_t *w,
 		   int N, int K, int S, unsigned nm)
 {
-	for (int n = 0; n < N; n++)
-		for (int s = 0; s < S; s++)
-			y[(size_t)s * ldy + n] = cpu_rnd(dot_bf16w(x + (size_t)s * ldx, w + (size_t)n * K, K), nm);
+	dense(k, y, ldy, x, ldx, w, N, K, S, (nm & KERN_RND) != 0);
 }
 
 void cpu_gemm_f32(struct kern *k, float *y, int ldy, const float *x, int ldx, const uint16_t *w,
 		  int N, int K, int S)
 {
-	for (int n = 0; n < N; n++)
-		for (int s = 0; s < S; s++)
-			y[(size_t)s * ldy + n] = dot_bf16w(x + (size_t)s * ldx, w + (size_t)n * K, K);
+	dense(k, y, ldy, x, ldx, w, N, K, S, 0);
 }

@@ -1,50 +1,80 @@
 /* kernels/cpu/gemm_fp8.c - block-scaled FP8 GEMM (§7.2) and the grouped wo_a GEMM
- * on FP8 weights used as exact bf16 values (§7.4, §8.9).  Weights are decoded on
- * the fly from E4M3 bytes; every (row, output) dot product has a fixed order. */
+ * on FP8 weights used as exact bf16 values (§7.4, §8.9).  Activation rows are
+ * quantised once (tasks over rows), then tasks over output columns run the inner
+ * loops of the selected isa; weights are decoded on the fly from E4M3 bytes. */
 #include "cpu.h"
+
+struct quant_ctx {
+	struct kern *k;
+	const float *x;
+	int ldx, K, nb;
+	float *q, *sa;
+	unsigned nm;
+};
+
+static void quant_rows(void *vp, int a, int b, int tid)
+{
+	struct quant_ctx *c = vp;
+	for (int s = a; s < b; s++)
+		cpu_act_quant_row(cpu_isa(c->k), c->x + (size_t)s * c->ldx, c->K, c->q + (size_t)s * c->K,
+				  c->sa + (size_t)s * c->nb, c->nm);
+}
+
+/* q [S, K], sa [S, ceil(K/128)] from x rows (act_quant with QNT, copies without). */
+void cpu_quant_rows(struct kern *k, float *q, float *sa, const float *x, int ldx, int K, int S, unsigned nm)
+{
+	struct quant_ctx c = { k, x, ldx, K, (K + 127) / 128, q, sa, nm };
+	/* act_quant costs about as much per element as a few multiply-adds */
+	cpu_par(k, S, 1, 8.0 * S * K, quant_rows, &c);
+}
+
+struct fp8_ctx {
+	struct kern *k;
+	float *y;
+	int ldy;
+	const float *q, *sa;
+	int S;
+	const struct kern_fp8w *W;
+	unsigned nm;
+};
+
+static void fp8_cols(void *vp, int a, int b, int tid)
+{
+	struct fp8_ctx *c = vp;
+	const int K = c->W->k;
+	cpu_isa(c->k)->fp8(c->y, c->ldy, c->q, K, c->sa, (K + 127) / 128, c->S, c->W, a, b,
+			   cpu_tscratch(c->k, tid), c->nm);
+}
 
 void cpu_gemm_fp8(struct kern *k, float *y, int ldy, const float *x, int ldx,
 		  const struct kern_fp8w *W, int S, unsigned nm)
 {
-	const int K = W->k, N = W->n, nb = (K + 127) / 128;
+	const int K = W->k;
 	float *q = cpu_scratch(k, 0);          /* [S, K] quantised activations */
-	float *sa = q + (size_t)S * K;         /* [S, nb] activation scales */
-	for (int s = 0; s < S; s++)
-		cpu_act_quant_row(x + (size_t)s * ldx, K, q + (size_t)s * K, sa + (size_t)s * nb, nm);
-	for (int n = 0; n < N; n++) {
-		const uint8_t *wr = W->w + (size_t)n * K;
-		for (int s = 0; s < S; s++) {
-			const float *qr = q + (size_t)s * K;
-			float acc = 0;
-			for (int b = 0; b < nb; b++) {
-				int o = b * 128, e = o + 128 < K ? o + 128 : K;
-				float p = 0;
-				for (int i = o; i < e; i++) p += qr[i] * kern_e4m3_lut[wr[i]];
-				acc += (sa[(size_t)s * nb + b] * cpu_fp8_scale(W, n, b)) * p;
-			}
-			y[(size_t)s * ldy + n] = cpu_rnd(acc, nm);
-		}
-	}
+	float *sa = q + (size_t)S * K;         /* [S, ceil(K/128)] activation scales */
+	cpu_quant_rows(k, q, sa, x, ldx, K, S, nm);
+	struct fp8_ctx c = { k, y, ldy, q, sa, S, W, nm };
+	cpu_par(k, W->n, 8, (double)W->n * K * S, fp8_cols, &c);
+}
+
+struct fp8g_ctx {
+	struct kern *k;
+	float *y;
+	const float *x;
+	const struct kern_fp8w *W;
+	int G, S;
+	unsigned nm;
+};
+
+static void fp8g_cols(void *vp, int a, int b, int tid)
+{
+	struct fp8g_ctx *c = vp;
+	cpu_isa(c->k)->fp8g(c->y, c->x, c->W, c->G, c->S, a, b, cpu_tscratch(c->k, tid), c->nm);
 }
 
 void cpu_gemm_fp8_grouped(struct kern *k, float *y, const float *x, const struct kern_fp8w *W,
 			  int G, int S, unsigned nm)
 {
-	const int Kg = W->k, R = W->n / G, nb = (Kg + 127) / 128;
-	for (int g = 0; g < G; g++)
-		for (int r = 0; r < R; r++) {
-			int n = g * R + r;
-			const uint8_t *wr = W->w + (size_t)n * Kg;
-			for (int s = 0; s < S; s++) {
-				const float *xr = x + (size_t)s * G * Kg + (size_t)g * Kg;
-				float acc = 0;
-				for (int b = 0; b < nb; b++) {
-					/* the weight value e4m3·scale is exact in bf16/f32 */
-					float sw = cpu_fp8_scale(W, n, b);
-					int o = b * 128, e = o + 128 < Kg ? o + 128 : Kg;
-					for (int i = o; i < e; i++) acc += xr[i] * (kern_e4m3_lut[wr[i]] * sw);
-				}
-				y[(size_t)s * G * R + n] = cpu_rnd(acc, nm);
-			}
-		}
+	struct fp8g_ctx c = { k, y, x, W, G, S, nm };
+	cpu_par(k, W->n, 8, (double)W->n * W->k * S, fp8g_cols, &c);
 }

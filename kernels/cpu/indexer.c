@@ -4,24 +4,40 @@
 
 #include "cpu.h"
 
+struct score_ctx {
+	struct kern *k;
+	float *sc;
+	int ld_sc;
+	const float *q, *w, *ic;
+	int n, HI, dI;
+	unsigned nm;
+};
+
+/* items are (token, entry) pairs, token-major */
+static void score_items(void *vp, int a, int b, int tid)
+{
+	struct score_ctx *c = vp;
+	const struct cpu_isa *isa = cpu_isa(c->k);
+	const int HI = c->HI, dI = c->dI;
+	for (int it = a; it < b; it++) {
+		int s = it / c->n, t = it % c->n;
+		const float *qs = c->q + (size_t)s * HI * dI, *ws = c->w + (size_t)s * HI;
+		const float *kt = c->ic + (size_t)t * dI;
+		float tot = 0;
+		for (int h = 0; h < HI; h++) {
+			float v = cpu_rnd(isa->dot(qs + (size_t)h * dI, kt, dI), c->nm);
+			tot += cpu_rnd((v > 0 ? v : 0) * ws[h], c->nm);
+		}
+		c->sc[(size_t)s * c->ld_sc + t] = cpu_rnd(tot, c->nm);
+	}
+}
+
 void cpu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const float *ic,
 		   int n, int S, int HI, int dI, unsigned nm)
 {
-	for (int s = 0; s < S; s++) {
-		const float *qs = q + (size_t)s * HI * dI, *ws = w + (size_t)s * HI;
-		for (int t = 0; t < n; t++) {
-			const float *kt = ic + (size_t)t * dI;
-			float tot = 0;
-			for (int h = 0; h < HI; h++) {
-				const float *qh = qs + (size_t)h * dI;
-				float a = 0;
-				for (int i = 0; i < dI; i++) a += qh[i] * kt[i];
-				a = cpu_rnd(a, nm);
-				tot += cpu_rnd((a > 0 ? a : 0) * ws[h], nm);
-			}
-			sc[(size_t)s * ld_sc + t] = cpu_rnd(tot, nm);
-		}
-	}
+	if (n <= 0) return;
+	struct score_ctx c = { k, sc, ld_sc, q, w, ic, n, HI, dI, nm };
+	cpu_par(k, S * n, 16, (double)S * n * HI * dI, score_items, &c);
 }
 
 /* a ranks before b */

@@ -36,53 +36,100 @@ void cpu_route(struct kern *k, int32_t *ids, float *w, const float *logits, cons
 	}
 }
 
-void cpu_fp4_row(float *y, const float *q, const float *sa, const struct kern_fp4w *W, unsigned nm)
+/* One expert on a batch of B tokens: (1) quantise the B input rows; (2) tasks over
+ * 128-row slices of F compute g and u, h = rnd(wt·silu(g)·u) and quantise h's
+ * 128-blocks of the slice; (3) tasks over columns of D compute y = FP4(w2, h) and
+ * add it to the tokens' sums.  Every token's numbers are those of a batch of one. */
+struct moe_ctx {
+	struct kern *k;
+	const struct kern_expert *ex;
+	const float *x;          /* [S, D] */
+	float *acc;              /* [S, D] */
+	const int32_t *slots;    /* [B] this batch's slots */
+	const float *wt;
+	int topk, B, D, F;
+	float limit;
+	unsigned nm;
+	float *qx, *sax;         /* [B, D], [B, nbD] */
+	float *g, *u;            /* [B, F] */
+	float *qh, *sah;         /* [B, F], [B, nbF] */
+	float *y;                /* [B, D] */
+};
+
+static void moe_quant_in(void *vp, int a, int b, int tid)
 {
-	const int K = W->k, nc = K / 32;
-	for (int n = 0; n < W->n; n++) {
-		const uint8_t *wr = W->w + (size_t)n * (K / 2);
-		const uint8_t *sr = W->s + (size_t)n * nc;
-		float acc = 0;
-		for (int c = 0; c < nc; c++) {
-			float p = 0;
-			const float *qc = q + c * 32;
-			const uint8_t *wc = wr + c * 16;
-			for (int i = 0; i < 16; i++) {
-				p += qc[2 * i] * kern_e2m1_lut[wc[i] & 15];
-				p += qc[2 * i + 1] * kern_e2m1_lut[wc[i] >> 4];
+	struct moe_ctx *c = vp;
+	const struct cpu_isa *isa = cpu_isa(c->k);
+	const int D = c->D, nb = (D + 127) / 128;
+	for (int i = a; i < b; i++) {
+		int s = c->slots[i] / c->topk;
+		float *q = c->qx + (size_t)i * D;
+		cpu_act_quant_row(isa, c->x + (size_t)s * D, D, q, c->sax + (size_t)i * nb, c->nm);
+		if (isa->fp4_layout) isa->fp4_layout(q, D, D, cpu_tscratch(c->k, tid), c->nm);
+	}
+}
+
+static void moe_up(void *vp, int a, int b, int tid)
+{
+	struct moe_ctx *c = vp;
+	const struct cpu_isa *isa = cpu_isa(c->k);
+	const int F = c->F, nb = (F + 127) / 128;
+	float *wb = cpu_tscratch(c->k, tid);
+	isa->fp4(c->g, F, c->qx, c->sax, c->B, &c->ex->w1, a, b, wb, c->nm);
+	isa->fp4(c->u, F, c->qx, c->sax, c->B, &c->ex->w3, a, b, wb, c->nm);
+	for (int i = 0; i < c->B; i++) {
+		float wgt = c->wt[c->slots[i]];
+		const float *g = c->g + (size_t)i * F, *u = c->u + (size_t)i * F;
+		float *h = c->qh + (size_t)i * F;
+		for (int f = a; f < b; f++) {
+			float gv = g[f], uv = u[f];
+			if (c->limit > 0) {
+				uv = uv < -c->limit ? -c->limit : uv > c->limit ? c->limit : uv;
+				gv = gv > c->limit ? c->limit : gv;
 			}
-			acc += sa[c / 4] * kern_e8m0_to_f32(sr[c]) * p;
+			h[f] = cpu_rnd(wgt * (silu(gv) * uv), c->nm);
 		}
-		y[n] = cpu_rnd(acc, nm);
+		/* a is a multiple of 128: the slice holds whole act_quant blocks */
+		cpu_act_quant_row(isa, h + a, b - a, h + a, c->sah + (size_t)i * nb + a / 128, c->nm);
+		if (isa->fp4_layout) isa->fp4_layout(h + a, b - a, F, wb, c->nm);
+	}
+}
+
+static void moe_down(void *vp, int a, int b, int tid)
+{
+	struct moe_ctx *c = vp;
+	const int D = c->D;
+	cpu_isa(c->k)->fp4(c->y, D, c->qh, c->sah, c->B, &c->ex->w2, a, b, cpu_tscratch(c->k, tid), c->nm);
+	for (int i = 0; i < c->B; i++) {
+		float *ar = c->acc + (size_t)(c->slots[i] / c->topk) * D;
+		const float *yr = c->y + (size_t)i * D;
+		for (int d = a; d < b; d++) ar[d] += yr[d];
 	}
 }
 
 void cpu_moe_expert(struct kern *k, float *acc, const float *x, const struct kern_expert *ex,
 		    const int32_t *slots, int n, const float *wt, int topk, float limit, unsigned nm)
 {
-	const int D = ex->w1.k, F = ex->w1.n;
-	float *q = cpu_scratch(k, 0);       /* [max(D, F)] quantised input row */
-	float *sa = q + (D > F ? D : F);    /* [max/128 + 1] */
-	float *g = sa + (D > F ? D : F) / 128 + 1;
-	float *u = g + F, *h = u + F, *y = h + F; /* [F], [F], [F], [D] */
-	for (int i = 0; i < n; i++) {
-		int slot = slots[i], s = slot / topk;
-		float wgt = wt[slot];
-		cpu_act_quant_row(x + (size_t)s * D, D, q, sa, nm);
-		cpu_fp4_row(g, q, sa, &ex->w1, nm);
-		cpu_fp4_row(u, q, sa, &ex->w3, nm);
-		for (int f = 0; f < F; f++) {
-			float gv = g[f], uv = u[f];
-			if (limit > 0) {
-				uv = uv < -limit ? -limit : uv > limit ? limit : uv;
-				gv = gv > limit ? limit : gv;
-			}
-			h[f] = cpu_rnd(wgt * (silu(gv) * uv), nm);
-		}
-		cpu_act_quant_row(h, F, q, sa, nm);
-		cpu_fp4_row(y, q, sa, &ex->w2, nm);
-		float *ar = acc + (size_t)s * D;
-		for (int d = 0; d < D; d++) ar[d] += y[d];
+	const int D = ex->w1.k, F = ex->w1.n, nbD = (D + 127) / 128, nbF = (F + 127) / 128;
+	/* scratch per token: qx, sax, g, u, qh, sah, y */
+	const size_t per = 2 * (size_t)D + nbD + 3 * (size_t)F + nbF + 8;
+	int cap = (int)(cpu_scratch_size(k) / per);
+	if (cap < 1) cap = 1;
+	for (int i0 = 0; i0 < n; i0 += cap) {
+		int B = n - i0 < cap ? n - i0 : cap;
+		float *p = cpu_scratch(k, 0);
+		struct moe_ctx c = { .k = k, .ex = ex, .x = x, .acc = acc, .slots = slots + i0, .wt = wt,
+				      .topk = topk, .B = B, .D = D, .F = F, .limit = limit, .nm = nm };
+		c.qx = p, p += (size_t)B * D;
+		c.sax = p, p += (size_t)B * nbD;
+		c.g = p, p += (size_t)B * F;
+		c.u = p, p += (size_t)B * F;
+		c.qh = p, p += (size_t)B * F;
+		c.sah = p, p += (size_t)B * nbF;
+		c.y = p;
+		cpu_par(k, B, 1, 8.0 * B * D, moe_quant_in, &c);
+		cpu_par(k, F, 128, 2.0 * B * F * D, moe_up, &c);
+		cpu_par(k, D, 8, (double)B * F * D, moe_down, &c);
 	}
 }
 

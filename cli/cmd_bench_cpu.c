@@ -1,0 +1,378 @@
+/* cli/cmd_bench_cpu.c - `nvmoe bench MODEL [--backend cpu] [--threads N] [--json]`:
+ * compute throughput of the forward pass and of the FP4 expert kernel, next to the
+ * machine's memory bandwidth measured in the same run.
+ *
+ *   memory     STREAM-style copy over two buffers far larger than the caches, by
+ *              --threads threads; bandwidth = (bytes read + bytes written) / s, the
+ *              STREAM convention; also a read-only sum.  Best of --repeat runs.
+ *   fp4        k->moe_expert on ONE token per expert (decode: GEMVs over packed
+ *              nibbles), every routed expert of every main block in turn, so the
+ *              working set (all experts) exceeds the caches; bytes = expert weights
+ *              + scales touched.  Best of --repeat passes after a warm-up pass.
+ *   prefill    core_forward over a --prefill token prompt (one chunk), logits of the
+ *              last position; tokens/s.
+ *   decode     --decode single-token steps after the prompt, logits every step.
+ * Every figure is reported as best, median and worst of the repetitions (the cores
+ * may be shared).  Faithful numerics (the production mode). */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/ckpt.h"
+#include "core/model.h"
+#include "kernels/kern.h"
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* best (max), median, worst (min) of n rates */
+struct stat3 { double best, med, worst; };
+
+static struct stat3 stats(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+	struct stat3 s = { v[n - 1], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0] };
+	return s;
+}
+
+static void js_stat(cJSON *js, const char *key, struct stat3 s)
+{
+	char k[96];
+	cJSON_AddNumberToObject(js, key, s.best);
+	snprintf(k, sizeof k, "%s_median", key);
+	cJSON_AddNumberToObject(js, k, s.med);
+	snprintf(k, sizeof k, "%s_worst", key);
+	cJSON_AddNumberToObject(js, k, s.worst);
+}
+
+/* ---- memory bandwidth ---- */
+
+struct mem_job {
+	const char *src;
+	char *dst;
+	size_t n;
+	int passes, read_only;
+	uint64_t sink;
+};
+
+static void *mem_worker(void *vp)
+{
+	struct mem_job *j = vp;
+	uint64_t acc = 0;
+	for (int p = 0; p < j->passes; p++) {
+		if (!j->read_only) {
+			memcpy(j->dst, j->src, j->n);
+		} else {
+			const uint64_t *s = (const uint64_t *)j->src;
+			uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+			for (size_t i = 0; i + 4 <= j->n / 8; i += 4) {
+				a0 += s[i];
+				a1 += s[i + 1];
+				a2 += s[i + 2];
+				a3 += s[i + 3];
+			}
+			acc += a0 ^ a1 ^ a2 ^ a3;
+		}
+	}
+	j->sink = acc;
+	return NULL;
+}
+
+/* GB/s of one run: copy (read + write bytes) or read-only, wall time from the first
+ * thread's start to the last one's end.  -1 when a thread cannot be started. */
+static double mem_run(char *a, char *b, size_t bytes, int nt, int passes, int read_only)
+{
+	pthread_t th[64];
+	struct mem_job j[64];
+	if (nt > 64) nt = 64;
+	size_t per = bytes / (size_t)nt & ~(size_t)63;
+	double t0 = now_s();
+	int started = 1, fail = 0;
+	for (int i = 0; i < nt; i++)
+		j[i] = (struct mem_job){ a + (size_t)i * per, b + (size_t)i * per, per, passes, read_only, 0 };
+	for (int i = 1; i < nt && !fail; i++) {
+		if (pthread_create(&th[i], NULL, mem_worker, &j[i])) fail = 1;
+		else started++;
+	}
+	mem_worker(&j[0]);
+	for (int i = 1; i < started; i++) pthread_join(th[i], NULL);
+	double t1 = now_s();
+	if (fail) return -1;
+	double moved = (double)per * nt * passes * (read_only ? 1 : 2);
+	return moved / (t1 - t0) / 1e9;
+}
+
+/* ---- FP4 expert kernel ---- */
+
+struct fp4_res {
+	struct stat3 gbs;
+	int experts;
+	double bytes_per_expert, set_bytes;
+};
+
+static float rnd_normalish(uint64_t *st)
+{
+	/* sum of 4 uniforms, centred: roughly N(0, 1/3), deterministic */
+	float s = 0;
+	for (int i = 0; i < 4; i++) {
+		*st = *st * 6364136223846793005ull + 1442695040888963407ull;
+		s += (float)(*st >> 40) * 0x1p-24f;
+	}
+	return s - 2.0f;
+}
+
+static int bench_fp4(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, int reps,
+		     struct fp4_res *r, struct nv_err *e)
+{
+	const struct core_config *c = core_ckpt_config(ck);
+	const int D = c->hidden_size, F = c->moe_intermediate_size, L = c->num_hidden_layers;
+	const int E = c->n_routed_experts;
+	struct core_expert_src *src = NULL;
+	int rc = core_expert_src_resident(ck, k, &src, e);
+	if (rc) return rc;
+	float *x = k->alloc(k, sizeof(float) * D), *acc = k->alloc(k, sizeof(float) * D);
+	float *wt = k->alloc(k, sizeof(float));
+	int32_t *slot = k->alloc(k, sizeof(int32_t));
+	float *xh = malloc(sizeof(float) * D);
+	struct kern_expert *ex = calloc((size_t)L * E, sizeof *ex);
+	if (!x || !acc || !wt || !slot || !xh || !ex) {
+		rc = core_err_set(e, NV_ENOMEM, "bench", "fp4", NULL, "out of memory");
+		goto out;
+	}
+	if ((rc = k->reserve(k, 64, (D > F ? D : F) + 256))) {
+		rc = core_err_set(e, rc, "bench", "fp4", NULL, "backend scratch reservation failed");
+		goto out;
+	}
+	uint64_t st = 0x5EEDull ^ o->seed;
+	for (int i = 0; i < D; i++) xh[i] = rnd_normalish(&st);
+	k->upload(k, x, xh, sizeof(float) * D);
+	float one = 1.0f;
+	int32_t zero = 0;
+	k->upload(k, wt, &one, sizeof one);
+	k->upload(k, slot, &zero, sizeof zero);
+	for (int l = 0; l < L; l++)
+		for (int j = 0; j < E; j++) {
+			struct core_expert_view v;
+			if ((rc = src->acquire(src->ctx, l, j, &v, e))) goto out;
+			ex[l * E + j] = (struct kern_expert){
+				{ v.w1, v.w1_scale, F, D }, { v.w3, v.w3_scale, F, D }, { v.w2, v.w2_scale, D, F },
+			};
+		}
+	const int n = L * E;
+	r->experts = n;
+	r->bytes_per_expert = 3.0 * F * (D / 2) + 2.0 * F * (D / 32) + (double)D * (F / 32);
+	r->set_bytes = r->bytes_per_expert * n;
+	/* passes so that each timed run moves >= 1 GB (a working set that fits the caches
+	 * is reported as such by its size) */
+	int passes = (int)(1e9 / r->set_bytes) + 1;
+	double *v = calloc((size_t)reps, sizeof *v);
+	if (!v) { rc = core_err_set(e, NV_ENOMEM, "bench", "fp4", NULL, "out of memory"); goto out; }
+	const unsigned nm = KERN_RND | KERN_QNT;
+	for (int i = 0; i < n; i++) /* warm-up: pages of the mmapped checkpoint */
+		k->moe_expert(k, acc, x, &ex[i], slot, 1, wt, 1, c->swiglu_limit, nm);
+	for (int r_ = 0; r_ < reps; r_++) {
+		double t0 = now_s();
+		for (int p = 0; p < passes; p++)
+			for (int i = 0; i < n; i++)
+				k->moe_expert(k, acc, x, &ex[i], slot, 1, wt, 1, c->swiglu_limit, nm);
+		v[r_] = r->set_bytes * passes / (now_s() - t0) / 1e9;
+	}
+	r->gbs = stats(v, reps);
+	free(v);
+out:
+	if (src) {
+		for (int l = 0; l < L && ex; l++)
+			for (int j = 0; j < E; j++)
+				if (ex[l * E + j].w1.w) src->release(src->ctx, l, j);
+		core_expert_src_resident_destroy(src);
+	}
+	k->free(k, x);
+	k->free(k, acc);
+	k->free(k, wt);
+	k->free(k, slot);
+	free(xh);
+	free(ex);
+	return rc;
+}
+
+/* ---- forward pass ---- */
+
+struct fwd_res {
+	struct stat3 prefill, decode;
+};
+
+static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k,
+		     const struct core_expert_src *src, struct cli_experts *xs, int P, int N,
+		     int reps, struct fwd_res *r, struct nv_err *e)
+{
+	const struct core_config *c = core_ckpt_config(ck);
+	const int V = c->vocab_size;
+	struct core_model *m = NULL;
+	struct core_seq *sq = NULL;
+	int32_t *tok = malloc(sizeof(int32_t) * (size_t)(P + N));
+	float *lg = malloc(sizeof(float) * (size_t)V);
+	double *vp = calloc((size_t)reps, sizeof(double)), *vd = calloc((size_t)reps, sizeof(double));
+	int rc;
+	if (!tok || !lg || !vp || !vd) {
+		rc = core_err_set(e, NV_ENOMEM, "bench", "forward", NULL, "out of memory");
+		goto out;
+	}
+	uint64_t st = 0xBE7Cull ^ o->seed;
+	for (int i = 0; i < P + N; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		tok[i] = (int32_t)((st >> 33) % (uint64_t)V);
+	}
+	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = P, .experts = src };
+	if ((rc = core_model_create(ck, k, &mo, &m, e))) goto out;
+	if ((rc = core_seq_create(m, P + N + 1, &sq, e))) goto out;
+	if ((rc = cli_experts_reserve(xs, e))) goto out;
+	struct core_fwd_io io = { .logits = lg };
+	/* warm-up: a short prompt pages in every resident weight and most experts */
+	int pw = P < 8 ? P : 8;
+	if ((rc = core_forward(m, sq, tok, pw, 0, &io, e))) goto out;
+	for (int r_ = 0; r_ < reps; r_++) {
+		double t0 = now_s();
+		if ((rc = core_forward(m, sq, tok, P, 0, &io, e))) goto out;
+		double t1 = now_s();
+		for (int i = 0; i < N; i++)
+			if ((rc = core_forward(m, sq, tok + P + i, 1, P + i, &io, e))) goto out;
+		double t2 = now_s();
+		vp[r_] = P / (t1 - t0);
+		vd[r_] = N / (t2 - t1);
+	}
+	r->prefill = stats(vp, reps);
+	r->decode = stats(vd, reps);
+out:
+	core_seq_destroy(sq);
+	core_model_destroy(m);
+	free(tok);
+	free(lg);
+	free(vp);
+	free(vd);
+	return rc;
+}
+
+/* ---- the command ---- */
+
+int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
+{
+	if (o->nargs != 1) {
+		fprintf(stderr, "usage: nvmoe bench MODEL [--backend cpu] [--threads N] [--json]\n");
+		return 2;
+	}
+	struct nv_err e = {0};
+	struct core_ckpt *ck = NULL;
+	struct kern *k = NULL;
+	struct cli_experts *xs = NULL;
+	const struct core_expert_src *src = NULL;
+	char *a = NULL, *b = NULL;
+	int ret = 1;
+	const int reps = o->repeat > 0 ? o->repeat : 3;
+	const int P = o->bench_prefill > 0 ? o->bench_prefill : 64;
+	const int N = o->bench_decode > 0 ? o->bench_decode : 16;
+	struct core_ckpt_opts co = { .allow_extra = o->allow_extra };
+	if (core_ckpt_open(o->args[0], &co, &ck, &e)) goto err;
+	struct cli_opts oc = *o;
+	oc.backend = "cpu"; /* this is the CPU benchmark, whatever `auto` would pick */
+	if (cli_backend_create(&oc, &k, &e)) goto err;
+	/* Routed experts through the tiers when --host-cache or a store asks for it. */
+	if (cli_experts_open_k(o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
+	const int nt = kern_cpu_threads(k);
+	const char *isa = kern_cpu_isa(k);
+	FILE *tf = o->json ? stderr : stdout; /* progress goes to stderr with --json */
+	fprintf(tf, "nvmoe bench %s: backend %s (%s), %d thread(s), faithful numerics, best / median / worst of %d\n",
+		o->args[0], k->name, isa, nt, reps);
+
+	/* memory: 2 x 256 MiB, 4 passes per run (2 GiB of copy traffic per run) */
+	const size_t mb = (size_t)256 << 20;
+	a = malloc(mb);
+	b = malloc(mb);
+	if (!a || !b) { core_err_set(&e, NV_ENOMEM, "bench", "memory", NULL, "cannot allocate 2 x 256 MiB"); goto err; }
+	memset(a, 1, mb);
+	memset(b, 2, mb);
+	double *v = calloc((size_t)reps * 2, sizeof *v);
+	if (!v) { core_err_set(&e, NV_ENOMEM, "bench", "memory", NULL, "out of memory"); goto err; }
+	for (int i = 0; i < reps; i++) {
+		v[i] = mem_run(a, b, mb, nt, 4, 0);
+		v[reps + i] = mem_run(a, b, mb, nt, 4, 1);
+		if (v[i] < 0 || v[reps + i] < 0) {
+			free(v);
+			core_err_set(&e, NV_ENOMEM, "bench", "memory", "try fewer --threads", "cannot start %d threads", nt);
+			goto err;
+		}
+	}
+	struct stat3 mcopy = stats(v, reps), mread = stats(v + reps, reps);
+	free(v);
+	free(a);
+	free(b);
+	a = b = NULL;
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f GB/s\n", "memory copy (read+write bytes)", mcopy.best, mcopy.med, mcopy.worst);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f GB/s\n", "memory read", mread.best, mread.med, mread.worst);
+
+	struct fp4_res f4 = {0};
+	if (bench_fp4(o, ck, k, reps, &f4, &e)) goto err;
+	char lbl[96];
+	snprintf(lbl, sizeof lbl, "FP4 experts, 1 token (%d experts, %.0f MB)", f4.experts, f4.set_bytes / 1e6);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f GB/s  = %.2f of copy bandwidth (%.2f of read)\n", lbl, f4.gbs.best,
+		f4.gbs.med, f4.gbs.worst, f4.gbs.best / mcopy.best, f4.gbs.best / mread.best);
+
+	struct fwd_res fr = {0};
+	if (bench_fwd(o, ck, k, src, xs, P, N, reps, &fr, &e)) goto err;
+	snprintf(lbl, sizeof lbl, "prefill (%d-token prompt)", P);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f tok/s\n", lbl, fr.prefill.best, fr.prefill.med, fr.prefill.worst);
+	snprintf(lbl, sizeof lbl, "decode (%d steps)", N);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f tok/s\n", lbl, fr.decode.best, fr.decode.med, fr.decode.worst);
+
+	cJSON_AddStringToObject(js, "model", o->args[0]);
+	cJSON_AddStringToObject(js, "backend", k->name);
+	cJSON_AddStringToObject(js, "isa", isa);
+	cJSON_AddNumberToObject(js, "threads", nt);
+	cJSON_AddNumberToObject(js, "repeat", reps);
+	cJSON_AddNumberToObject(js, "prefill_len", P);
+	cJSON_AddNumberToObject(js, "decode_len", N);
+	js_stat(js, "prefill_tok_s", fr.prefill);
+	js_stat(js, "decode_tok_s", fr.decode);
+	js_stat(js, "mem_bw_gbs", mcopy);
+	js_stat(js, "mem_read_gbs", mread);
+	js_stat(js, "fp4_kernel_gbs", f4.gbs);
+	cJSON_AddNumberToObject(js, "fp4_fraction_of_mem_bw", f4.gbs.best / mcopy.best);
+	cJSON_AddNumberToObject(js, "fp4_fraction_of_mem_read", f4.gbs.best / mread.best);
+	cJSON_AddNumberToObject(js, "fp4_experts", f4.experts);
+	cJSON_AddNumberToObject(js, "fp4_bytes_per_expert", f4.bytes_per_expert);
+	cJSON_AddNumberToObject(js, "fp4_working_set_bytes", f4.set_bytes);
+	/* Tier statistics over every forward token of the run (warm-up, prefills, decodes):
+	 * host_cache, prefetch, stall_ms_per_token, io; zeros when experts are resident. */
+	const int fwd_tokens = (P < 8 ? P : 8) + reps * (P + N);
+	cli_experts_json(xs, js, (uint64_t)fwd_tokens);
+	cJSON_AddNumberToObject(js, "stall_tokens", fwd_tokens);
+	if (xs) {
+		char line[600];
+		fprintf(tf, "  %s\n", cli_experts_stats_line(xs, (uint64_t)fwd_tokens, line, sizeof line));
+	}
+	ret = 0;
+	goto out;
+err:
+	cli_print_err(&e);
+out:
+	free(a);
+	free(b);
+	if (cli_experts_close(xs)) ret = 1;
+	if (k) k->destroy(k);
+	core_ckpt_close(ck);
+	return ret;
+}

@@ -1,0 +1,77 @@
+/* kernels/cpu/isa.h - inner loops of the CPU backend, one table per instruction set.
+ *
+ * Contract
+ *   The ops in kernels/cpu/<family>.c split their work into tasks over disjoint
+ *   output ranges (columns of a GEMM, heads, tokens) and call these inner loops on
+ *   each range.  An inner loop computes every output with a fixed sequence of
+ *   floating-point operations that depends only on that output's inputs - never on
+ *   the range, the number of tokens S or the thread - so results are bitwise
+ *   independent of chunking, batching and thread count on one table.
+ *   Two tables: cpu_isa_scalar (plain C, the reference arithmetic of the spec's
+ *   formulas in their natural order) and cpu_isa_avx2 (AVX2 + FMA, compiled with
+ *   target attributes and chosen at run time with __builtin_cpu_supports).  They
+ *   differ only by f32 summation order inside the sums that MODEL.md §7.5/§10.8
+ *   leave free; tests compare them at stated tolerances.
+ *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond one row
+ *   of per-thread scratch).  NaN weight codes (E4M3 0x7F) decode as finite values
+ *   on the AVX2 table (a valid checkpoint has none).
+ *
+ *   Scratch: `wb` is per-thread scratch of at least cpu_isa_wb_floats(K, S) floats.
+ */
+#ifndef NV_KERN_CPU_ISA_H
+#define NV_KERN_CPU_ISA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kern.h"
+
+struct cpu_isa {
+	const char *name;
+	/* y[s*ldy + n] = rnd(Σ_b sa[s*ldsa + b]·sw[n/128][b]·Σ_{k∈b} q[s*ldq + k]·w[n][k])
+	 * for n in [n0, n1), s < S: the FP8 GEMM of §7.2 on prepared activations. */
+	void (*fp8)(float *y, int ldy, const float *q, int ldq, const float *sa, int ldsa, int S,
+		    const struct kern_fp8w *W, int n0, int n1, float *wb, unsigned nm);
+	/* The grouped wo_a GEMM of §8.9 on outputs [n0, n1) (kern.h gemm_fp8_grouped). */
+	void (*fp8g)(float *y, const float *x, const struct kern_fp8w *W, int G, int S, int n0, int n1,
+		     float *wb, unsigned nm);
+	/* FP4 GEMM of §7.3: y[s*ldy + n] for n in [n0, n1); q [S, K] prepared by
+	 * fp4_layout (rows of K), sa [S, K/128]. */
+	void (*fp4)(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
+		    int n0, int n1, float *wb, unsigned nm);
+	/* Reorders len quantised inputs of a row of K (K % 32 == 0; the piece starts at
+	 * a multiple of 128 and len is a multiple of 128 unless the piece ends the row)
+	 * into the layout fp4 reads for rows of K with the same nm (tmp: 256 floats);
+	 * NULL = natural order. */
+	void (*fp4_layout)(float *q, int len, int K, float *tmp, unsigned nm);
+	/* y[s*ldy + n] = rnd?(Σ_k x[s*ldx + k]·f32(w[n*K + k])), n in [n0, n1); rounds
+	 * to bf16 when rnd. */
+	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
+		      int n0, int n1, int rnd);
+	/* act_quant of one block of n <= 128 (kern_act_quant_block, bit-exact): returns
+	 * the scale, writes the decoded E4M3 values (q may be x). */
+	float (*actq)(const float *x, int n, float *q);
+	float (*dot)(const float *a, const float *b, int n);
+	void (*axpy)(float *y, float a, const float *x, int n); /* y += a·x */
+};
+
+extern const struct cpu_isa cpu_isa_scalar;
+extern const struct cpu_isa cpu_isa_avx2;
+/* AVX-512 BF16 FP4 loops (isa_avx512.c): with QNT and K % 128 == 0 the activation
+ * codes (E4M3 values, exact in bf16) are dotted with the weights by VDPBF16PS, else
+ * they use the AVX2 loops below.  The "avx512" table is the AVX2 one with these. */
+void cpu_fp4_avx512(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
+		    int n0, int n1, float *wb, unsigned nm);
+void cpu_fp4_layout_avx512(float *q, int len, int K, float *tmp, unsigned nm);
+int cpu_have_avx512bf16(void); /* CPU and compiler support the table */
+void cpu_fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
+		  int n0, int n1, float *wb, unsigned nm);
+void cpu_fp4_layout_avx2(float *q, int len, int K, float *tmp, unsigned nm);
+
+/* Per-thread scratch the inner loops need for rows of K and S tokens. */
+static inline size_t cpu_isa_wb_floats(size_t K, size_t S)
+{
+	return 2 * K + 4 * (K / 32 + 8) + 4 * S + 256;
+}
+
+#endif
