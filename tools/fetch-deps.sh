@@ -11,16 +11,13 @@ pkgs=(liburing-dev liburing2 libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32
       libncurses6 libtinfo6 libzstd-dev libzstd1 libhwloc-dev libhwloc15)
 apt-get download "${pkgs[@]}" >/dev/null
 ls -1 *.deb | wc -l | xargs echo "nvmoe: .deps holds .deb files:"
-# --golden: also a trimmed copy of ../shared/golden (ckpt, tokens, manifest, smooth/) in .shared/,
-# small enough to travel to the device machine (the 64 MiB tree limit).
+# --golden: also a copy of ../shared/golden in .shared/ (git-ignored) that fits the device
+# machine's 64 MiB tree limit: units, tiny-a whole, tiny-b without exact/ (~45 MB).
 if [ "${1:-}" = "--golden" ] && [ -d ../../shared/golden ]; then
   cd ..
   rm -rf .shared && mkdir -p .shared/golden
-  cp -r ../shared/golden/units .shared/golden/
-  for c in tiny-a; do
-    mkdir -p .shared/golden/$c
-    cp -r ../shared/golden/$c/ckpt ../shared/golden/$c/tokens.json ../shared/golden/$c/manifest.json \
-          ../shared/golden/$c/smooth .shared/golden/$c/
-  done
+  cp -r ../shared/golden/units ../shared/golden/tiny-a .shared/golden/
+  mkdir -p .shared/golden/tiny-b
+  for f in ckpt tokens.json manifest.json smooth faithful; do cp -r ../shared/golden/tiny-b/$f .shared/golden/tiny-b/; done
   du -sh .shared | xargs echo "nvmoe: golden copy for the device:"
 fi
