@@ -58,6 +58,7 @@ struct cli_opts {
 	int bench_prefill;        /* bench: prompt tokens (0 = default) */
 	int bench_decode;         /* bench: decode steps (0 = default) */
 	int repeat;               /* bench: repetitions of each measurement (0 = default) */
+	const char *cmd;          /* argv[0] of the subcommand, for messages */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -65,10 +66,20 @@ struct cli_opts {
 /* Parse argv (argv[0] = subcommand).  Returns 0; 2 after printing a usage error;
  * 3 when --help/-h was given (the command prints its usage and exits 0). */
 int cli_opts_parse(int argc, char **argv, struct cli_opts *o);
+/* Check the positional arguments after cli_opts_parse: min..max of them, named by
+ * `names` ("MODEL", "MODEL [IDS_JSON]") in the message.  0 ok; 2 after one line on
+ * stderr naming what is missing or extra ("nvmoe CMD: missing MODEL (see nvmoe CMD
+ * --help)").  Every subcommand uses it so that usage errors read the same. */
+int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names);
+/* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
+ * (see nvmoe CMD --help)" to stderr and returns 2. */
+int cli_usage_err(const struct cli_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the effective configuration (rule 7) to f. */
 void cli_opts_print(const struct cli_opts *o, FILE *f);
 /* "12G", "512M", "4096" -> bytes.  0 ok, -1 malformed. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* Seconds on the monotonic clock (durations, throughput). */
+double cli_now(void);
 /* Print an error in the house format: "nvmoe: <file>: <object>: <why> (hint: ...)". */
 void cli_print_err(const struct nv_err *e);
 

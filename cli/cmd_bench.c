@@ -36,11 +36,8 @@ int cli_cmd_bench(int argc, char **argv)
 		return 0;
 	}
 	if (rc) return rc;
+	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
 	if (o.io) return cli_bench_io(&o);
-	if (o.nargs != 1) {
-		usage(stderr);
-		return 2;
-	}
 	cJSON *js = cJSON_CreateObject();
 	if (!js) {
 		fprintf(stderr, "nvmoe bench: out of memory\n");

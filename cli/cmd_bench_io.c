@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -49,13 +48,6 @@ struct bio {
 	double worst_resident;    /* max fraction of pages resident after a drop */
 	int drop_ok;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Drop the files' cached pages; returns the fraction still resident (mincore). */
 static double drop_cache(struct bio *b)
@@ -122,7 +114,7 @@ static double run_engine(struct bio *b, int qd, int mode, struct nv_err *e, char
 	if (desc) offload_engine_describe(g, desc, dn);
 	drop_cache(b);
 	int next = 0, inflight = 0, err = 0;
-	double t0 = now_s();
+	double t0 = cli_now();
 	pthread_mutex_lock(&b->mu);
 	for (int k = 0; k < nbuf; k++) b->doneq[b->ndone++] = k;
 	for (;;) {
@@ -154,7 +146,7 @@ static double run_engine(struct bio *b, int qd, int mode, struct nv_err *e, char
 		if (inflight == 0 && (next >= b->n || err)) break;
 	}
 	pthread_mutex_unlock(&b->mu);
-	double dt = now_s() - t0;
+	double dt = cli_now() - t0;
 	if (!err) rate = (double)b->bytes / dt / 1e9;
 out:
 	offload_engine_destroy(g);
@@ -181,7 +173,7 @@ static double run_mmap(struct bio *b, struct nv_err *e)
 	}
 	if (ok) {
 		drop_cache(b);
-		double t0 = now_s();
+		double t0 = cli_now();
 		for (int k = 0; k < b->n; k++) {
 			const struct xrd *r = &b->x[k];
 			for (int j = 0; j < r->nrd; j++) {
@@ -190,7 +182,7 @@ static double run_mmap(struct bio *b, struct nv_err *e)
 				memcpy(dst + r->pos[j], maps[r->file[j]] + r->off[j], (size_t)len);
 			}
 		}
-		rate = (double)b->bytes / (now_s() - t0) / 1e9;
+		rate = (double)b->bytes / (cli_now() - t0) / 1e9;
 	}
 	for (int i = 0; maps && i < b->nfiles; i++) if (maps[i]) munmap(maps[i], b->sizes[i]);
 	free(maps);

@@ -474,11 +474,7 @@ int cli_cmd_chat(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if (o.nargs != 1) {
-		fprintf(stderr, "nvmoe chat: expected one MODEL directory, got %d argument(s) (nvmoe chat --help)\n",
-			o.nargs);
-		return 2;
-	}
+	if ((r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
 	struct chat c = { .o = &o };
 	struct nv_err e = {0};
 	snprintf(c.think, sizeof c.think, "%s", o.think);

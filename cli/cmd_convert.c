@@ -23,13 +23,6 @@ struct bar {
 	long kill_after; /* NVMOE_TEST_CONVERT_KILL_AFTER: SIGKILL self after N records (tests) */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void fmt_time(char *b, size_t n, double s)
 {
 	if (s < 0 || s > 1e7) snprintf(b, n, "?");
@@ -43,7 +36,7 @@ static int progress(void *arg, uint64_t done, uint64_t total, uint64_t recs, uin
 	struct bar *b = arg;
 	if (b->kill_after > 0 && recs >= (uint64_t)b->kill_after) raise(SIGKILL);
 	if (g_convert_stop) return 1;
-	double t = now_s();
+	double t = cli_now();
 	int decile = total ? (int)(done * 10 / total) : 10;
 	int final = done >= total;
 	if (b->tty ? (t - b->last < 0.2 && !final) : (decile == b->last_decile && !final)) return 0;
@@ -75,15 +68,17 @@ int cli_cmd_convert(int argc, char **argv)
 {
 	struct cli_opts o;
 	int rc = cli_opts_parse(argc, argv, &o);
-	if (rc == 3 || rc == 2 || o.nargs != 1 || !o.out) {
-		FILE *f = rc == 3 ? stdout : stderr;
-		fprintf(f, "usage: nvmoe convert MODEL --out DIR [--force] [--allow-extra]\n"
+	if (rc == 3) {
+		printf("usage: nvmoe convert MODEL --out DIR [--force] [--allow-extra]\n"
 			   "  Writes the expert store (" "experts.nvmoe" ") and the resident tensors of the HF\n"
 			   "  checkpoint MODEL into DIR, verifying the source as it goes.  DIR appears only\n"
 			   "  when the conversion is complete; an existing DIR is replaced only with --force.\n");
-		return rc == 3 ? 0 : 2;
+		return 0;
 	}
-	struct bar b = { .t0 = now_s(), .tty = isatty(2), .last_decile = -1 };
+	if (rc) return rc;
+	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	if (!o.out) return cli_usage_err(&o, "missing --out DIR");
+	struct bar b = { .t0 = cli_now(), .tty = isatty(2), .last_decile = -1 };
 	const char *k = getenv("NVMOE_TEST_CONVERT_KILL_AFTER");
 	if (k) b.kill_after = atol(k);
 	struct sigaction sa;
@@ -107,6 +102,6 @@ int cli_cmd_convert(int argc, char **argv)
 	printf("converted %s -> %s: %llu experts in %s (%.2f GB), %llu resident tensors in %llu shard(s) (%.2f GB), %.1f s\n",
 	       o.args[0], o.out, (unsigned long long)res.nrecords, "experts.nvmoe", res.store_bytes / 1e9,
 	       (unsigned long long)res.ntensors, (unsigned long long)res.nshards, res.resident_bytes / 1e9,
-	       now_s() - b.t0);
+	       cli_now() - b.t0);
 	return 0;
 }

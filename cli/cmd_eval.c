@@ -40,7 +40,9 @@ int cli_cmd_eval(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) { usage(stdout); return 0; }
 	if (r) return r;
-	if (o.nargs != 1 || !o.tokens || !o.out) { usage(stderr); return 2; }
+	if ((r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	if (!o.tokens) return cli_usage_err(&o, "missing --tokens FILE");
+	if (!o.out) return cli_usage_err(&o, "missing --out FILE");
 	struct nv_err e = {0};
 	int32_t *tok = NULL;
 	int L = 0, P, ret = 1;
@@ -64,6 +66,11 @@ int cli_cmd_eval(int argc, char **argv)
 				     "token %d at position %d is >= vocab_size %d", tok[i], i, V);
 			goto err;
 		}
+	if (c->max_position_embeddings > 0 && L > c->max_position_embeddings) {
+		core_err_set(&e, NV_ERANGE, o.tokens, "tokens", "split the sequence into windows the model can attend to",
+			     "%d tokens exceed the model's max_position_embeddings %d", L, c->max_position_embeddings);
+		goto err;
+	}
 	int chunk = o.chunk > 0 ? o.chunk : (L < 256 ? L : 256);
 	if (chunk > L) chunk = L;
 	if (cli_backend_create(&o, &k, &e)) goto err;

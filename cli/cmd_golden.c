@@ -451,15 +451,14 @@ int cli_cmd_golden(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) { usage(stdout); return 0; }
 	if (r) return r;
-	if (o.nargs != 1) { usage(stderr); return 2; }
+	if ((r = cli_opts_args(&o, 1, 1, "DIR"))) return r;
 	int want_s = 0, want_e = 0, want_f = 0;
 	if (!strcmp(o.mode, "all")) want_s = want_e = want_f = 1;
 	else if (!strcmp(o.mode, "smooth")) want_s = 1;
 	else if (!strcmp(o.mode, "exact")) want_e = 1;
 	else if (!strcmp(o.mode, "faithful")) want_f = 1;
 	else {
-		fprintf(stderr, "nvmoe golden: bad value '%s' for --mode (expected smooth, exact, faithful or all)\n", o.mode);
-		return 2;
+		return cli_usage_err(&o, "bad value '%s' for --mode (expected smooth, exact, faithful or all)", o.mode);
 	}
 	struct gcase g = { .dir = o.args[0] };
 	struct nv_err e = {0};

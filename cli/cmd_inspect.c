@@ -86,7 +86,7 @@ int cli_cmd_inspect(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) { usage(stdout); return 0; }
 	if (rc) return rc;
-	if (o.nargs != 1) { usage(stderr); return 2; }
+	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
 	const char *dir = o.args[0];
 	struct core_ckpt_opts co = { .allow_extra = o.allow_extra, .full_scan = o.verify };
 	struct core_ckpt *ck;

@@ -101,7 +101,7 @@ int cli_cmd_plan(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) { usage(stdout); return 0; }
 	if (rc) return rc;
-	if (o.nargs != 1) { usage(stderr); return 2; }
+	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
 	const char *dir = o.args[0];
 	struct nv_err e;
 	core_err_clear(&e);

@@ -67,15 +67,9 @@ int cli_cmd_run(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if (o.nargs != 1) {
-		fprintf(stderr, "nvmoe run: expected one MODEL directory, got %d argument(s) (nvmoe run --help)\n",
-			o.nargs);
-		return 2;
-	}
-	if (!o.prompt == !o.prompt_file) {
-		fprintf(stderr, "nvmoe run: give the prompt with -p TEXT or --prompt-file FILE (one of them)\n");
-		return 2;
-	}
+	if ((r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	if (!o.prompt == !o.prompt_file)
+		return cli_usage_err(&o, "give the prompt with -p TEXT or --prompt-file FILE (one of them)");
 	struct nv_err e = {0};
 	char *text = NULL, *prompt = NULL;
 	size_t tn = 0, pn = 0;

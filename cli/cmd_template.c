@@ -34,18 +34,17 @@ static int usage(FILE *f, int rc)
 static int render(const struct cli_opts *o)
 {
 	const char *tokdir = o->tokenizer ? o->tokenizer : (o->nargs == 3 ? o->args[2] : NULL);
-	if (o->nargs < 2 || o->nargs > 3 || (o->nargs == 3 && o->tokenizer)) return usage(stderr, 2);
-	if (o->ids && !tokdir) {
-		fprintf(stderr, "nvmoe template: --ids needs a tokenizer: --tokenizer DIR or a MODEL argument\n");
-		return 2;
-	}
+	int rc = cli_opts_args(o, 2, 3, "render FILE [MODEL]");
+	if (rc) return rc;
+	if (o->nargs == 3 && o->tokenizer) return cli_usage_err(o, "give the tokenizer once: --tokenizer DIR or MODEL");
+	if (o->ids && !tokdir) return cli_usage_err(o, "--ids needs a tokenizer: --tokenizer DIR or a MODEL argument");
 	struct nv_err e = {0};
 	size_t n;
 	char *buf = slurp(o->args[1], &n, &e), *prompt = NULL;
 	struct core_chat_req *req = NULL;
 	struct core_tok *t = NULL;
 	struct core_tok_ids ids = {0};
-	int rc = 1;
+	rc = 1;
 	if (!buf) goto out;
 	if (core_chat_req_parse(buf, n, o->args[1], &req, &e)) goto out;
 	if (o->thinking_mode && core_chat_mode_parse(o->thinking_mode, &req->opts.mode, &e)) goto out;
@@ -76,19 +75,19 @@ out:
 
 static int parse(const struct cli_opts *o)
 {
-	if (o->nargs != 2) return usage(stderr, 2);
+	int rc = cli_opts_args(o, 2, 2, "parse FILE");
+	if (rc) return rc;
 	struct nv_err e = {0};
 	enum core_chat_mode mode;
 	if (!o->thinking_mode) {
-		fprintf(stderr, "nvmoe template parse: --thinking-mode chat|thinking is required\n");
-		return 2;
+		return cli_usage_err(o, "parse: --thinking-mode chat|thinking is required");
 	}
 	if (core_chat_mode_parse(o->thinking_mode, &mode, &e)) { cli_print_err(&e); return 2; }
 	size_t n;
 	char *buf = slurp(o->args[1], &n, &e);
 	if (!buf) { cli_print_err(&e); return 1; }
 	struct core_chat_reply r;
-	int rc = core_chat_parse_reply(buf, n, mode, 0, &r, &e);
+	rc = core_chat_parse_reply(buf, n, mode, 0, &r, &e);
 	if (rc) {
 		snprintf(e.file, sizeof e.file, "%s", o->args[1]);
 		cli_print_err(&e);
@@ -109,8 +108,9 @@ int cli_cmd_template(int argc, char **argv)
 	struct cli_opts o;
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage(stdout, 0);
-	if (rc) return usage(stderr, 2);
-	if (o.nargs >= 1 && !strcmp(o.args[0], "render")) return render(&o);
-	if (o.nargs >= 1 && !strcmp(o.args[0], "parse")) return parse(&o);
-	return usage(stderr, 2);
+	if (rc) return rc;
+	if ((rc = cli_opts_args(&o, 1, CLI_MAX_ARGS, "render|parse FILE"))) return rc;
+	if (!strcmp(o.args[0], "render")) return render(&o);
+	if (!strcmp(o.args[0], "parse")) return parse(&o);
+	return cli_usage_err(&o, "unknown subcommand '%s' (expected render or parse)", o.args[0]);
 }

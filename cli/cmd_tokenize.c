@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "cli.h"
@@ -15,13 +14,6 @@ static char *slurp(const char *path, size_t *n, struct nv_err *e)
 {
 	char *buf;
 	return cli_read_file(path, &buf, n, e) ? NULL : buf;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void print_ids(const int32_t *v, size_t n)
@@ -45,16 +37,14 @@ int cli_cmd_tokenize(int argc, char **argv)
 	struct cli_opts o;
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage_tok(stdout, 0);
-	if (rc) return usage_tok(stderr, 2);
-	if (o.nargs != 1 || (!o.text) == (!o.file)) {
-		fprintf(stderr, "nvmoe tokenize: need MODEL and exactly one of --text or --file\n");
-		return usage_tok(stderr, 2);
-	}
+	if (rc) return rc;
+	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	if ((!o.text) == (!o.file)) return cli_usage_err(&o, "give exactly one of --text or --file");
 	struct nv_err e = {0};
 	struct core_tok *t = NULL;
-	double t0 = now_s();
+	double t0 = cli_now();
 	if (core_tok_load(o.args[0], &t, &e)) { cli_print_err(&e); return 1; }
-	double t1 = now_s();
+	double t1 = cli_now();
 	size_t n = 0;
 	char *text = NULL;
 	if (o.file) {
@@ -62,10 +52,10 @@ int cli_cmd_tokenize(int argc, char **argv)
 		if (!text) { cli_print_err(&e); core_tok_destroy(t); return 1; }
 	}
 	struct core_tok_ids ids = {0};
-	double t2 = now_s();
+	double t2 = cli_now();
 	rc = core_tok_encode(t, text ? text : o.text, text ? n : strlen(o.text), o.raw ? CORE_TOK_NO_SPECIAL : 0,
 			     &ids, &e);
-	double t3 = now_s();
+	double t3 = cli_now();
 	if (rc) {
 		if (o.file) snprintf(e.object, sizeof e.object, "%s", o.file);
 		cli_print_err(&e);
@@ -96,13 +86,13 @@ int cli_cmd_detokenize(int argc, char **argv)
 	struct cli_opts o;
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage_detok(stdout, 0);
-	if (rc) return usage_detok(stderr, 2);
+	if (rc) return rc;
+	if ((rc = cli_opts_args(&o, 1, 2, "MODEL"))) return rc;
 	const char *json = o.ids_json;
 	if (!json && o.nargs == 2) json = o.args[1];
 	if (o.nargs < 1 || o.nargs > 2 || (!json && !o.file) || (json && o.file) ||
 	    (o.ids_json && o.nargs == 2)) {
-		fprintf(stderr, "nvmoe detokenize: need MODEL and the ids (--ids=JSON, --file F or an argument)\n");
-		return usage_detok(stderr, 2);
+		return cli_usage_err(&o, "give the ids once: --ids=JSON, --file F or an argument");
 	}
 	struct nv_err e = {0};
 	size_t n = 0;

@@ -74,7 +74,7 @@ int cli_read_tokens(const char *path, int32_t **tok, int *n, int *prefill, struc
 		if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int32_t)it->valuedouble || it->valuedouble < 0) {
 			free(t);
 			cJSON_Delete(root);
-			return core_err_set(e, NV_EINVAL, path, "tokens", NULL,
+			return core_err_set(e, NV_EINVAL, path, "tokens", "expected [ids...] or {\"tokens\": [...]}",
 					    "entry %d is not a non-negative integer token id", i);
 		}
 		t[i++] = (int32_t)it->valuedouble;

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -211,7 +210,7 @@ int cli_experts_close(struct cli_experts *x)
 	if (x->trace && x->s && offload_source_close_trace(x->s, &e)) {
 		cli_print_err(&e);
 		rc = 1;
-	} else if (x->trace) {
+	} else if (x->trace && x->s) { /* no source: its creation failed, nothing was written */
 		fprintf(stderr, "nvmoe: routing trace written to %s (replay: tracesim %s)\n", x->trace, x->trace);
 	}
 	if (x->stats && x->g) {
@@ -244,17 +243,10 @@ int cli_experts_close(struct cli_experts *x)
 
 struct vprog { double t0, last; int tty; };
 
-static double vnow(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int vprogress(void *arg, uint64_t done, uint64_t total)
 {
 	struct vprog *p = arg;
-	double t = vnow();
+	double t = cli_now();
 	if (!p->tty || (t - p->last < 0.2 && done < total)) return 0;
 	p->last = t;
 	double el = t - p->t0, rate = el > 0 ? (double)done / el : 0;
@@ -282,7 +274,7 @@ int cli_verify_store(const struct core_ckpt *ck)
 		cli_print_err(&e);
 		return 1;
 	}
-	struct vprog p = { .t0 = vnow(), .tty = isatty(2) };
+	struct vprog p = { .t0 = cli_now(), .tty = isatty(2) };
 	int nbad = 0;
 	int rc = offload_store_verify(s, vprogress, vbad, &p, &nbad, &e);
 	if (p.tty) fputc('\n', stderr);
@@ -293,7 +285,7 @@ int cli_verify_store(const struct core_ckpt *ck)
 		return 1;
 	}
 	printf("expert store: %s: %llu records checked (%.2f GB, %.1f s): %d bad\n", path, (unsigned long long)nrec,
-	       (double)nrec * (double)g.record_size / 1e9, vnow() - p.t0, nbad);
+	       (double)nrec * (double)g.record_size / 1e9, cli_now() - p.t0, nbad);
 	offload_store_close(s);
 	return nbad ? 1 : 0;
 }

@@ -94,9 +94,6 @@ int cli_gen_generate(struct cli_gen *g, int max_tokens, volatile sig_atomic_t *s
 /* Chat options from --think none|high|max. */
 void cli_gen_think_opts(const char *think, struct core_chat_opts *co);
 
-/* Monotonic seconds. */
-double cli_now(void);
-
 /* Splits a streamed completion into reasoning and answer (text before / after
  * "</think>" in thinking mode) and shows them apart: on a tty the reasoning is dim
  * (ANSI), otherwise it sits between the marker lines CLI_MARK_REASONING and

@@ -2,8 +2,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -30,6 +32,13 @@ int cli_parse_size(const char *s, uint64_t *out)
 	}
 	*out = (uint64_t)(v * mul);
 	return 0;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 void cli_print_err(const struct nv_err *e)
@@ -96,7 +105,8 @@ static const struct option g_long[] = {
 
 static int bad(const char *cmd, const char *opt, const char *val, const char *want)
 {
-	fprintf(stderr, "nvmoe %s: bad value '%s' for --%s (expected %s)\n", cmd, val, opt, want);
+	fprintf(stderr, "nvmoe %s: bad value '%s' for --%s (expected %s; see nvmoe %s --help)\n", cmd, val, opt,
+		want, cmd);
 	return 2;
 }
 
@@ -137,6 +147,7 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 	o->prefetch = 1;
 	o->lookahead = -1;
 	const char *cmd = argv[0];
+	o->cmd = cmd;
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -200,21 +211,43 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case 'v': o->verbose++; break;
 		case 'h': case O_HELP: return 3;
 		case ':':
-			fprintf(stderr, "nvmoe %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
+			fprintf(stderr, "nvmoe %s: option '%s' needs a value (see nvmoe %s --help)\n", cmd,
+				argv[optind - 1], cmd);
 			return 2;
 		default:
-			fprintf(stderr, "nvmoe %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+			fprintf(stderr, "nvmoe %s: unknown option '%s' (see nvmoe %s --help)\n", cmd,
+				argv[optind - 1], cmd);
 			return 2;
 		}
 	}
 	for (int i = optind; i < argc; i++) {
 		if (o->nargs == CLI_MAX_ARGS) {
-			fprintf(stderr, "nvmoe %s: too many arguments\n", cmd);
+			fprintf(stderr, "nvmoe %s: too many arguments (see nvmoe %s --help)\n", cmd, cmd);
 			return 2;
 		}
 		o->args[o->nargs++] = argv[i];
 	}
 	return 0;
+}
+
+int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names)
+{
+	if (o->nargs < min)
+		return cli_usage_err(o, "missing %s", names);
+	if (o->nargs > max)
+		return cli_usage_err(o, "unexpected argument '%s' (expected %s)", o->args[max], names);
+	return 0;
+}
+
+int cli_usage_err(const struct cli_opts *o, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "nvmoe %s: ", o->cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see nvmoe %s --help)\n", o->cmd);
+	return 2;
 }
 
 void cli_opts_print(const struct cli_opts *o, FILE *f)

@@ -68,7 +68,7 @@ static size_t fix_flush(struct utf8_fix *f, char *out)
 
 static int bad_id(const struct core_tok *t, int32_t id, size_t pos, struct nv_err *e)
 {
-	return core_err_set(e, NV_ERANGE, "detokenize", "ids", NULL,
+	return core_err_set(e, NV_ERANGE, "detokenize", "ids", "use ids of this model's tokenizer",
 			    "id %d at position %zu is outside the id space [0, %d) or has no string", id, pos,
 			    t->n_ids);
 }

@@ -76,6 +76,7 @@ int offload_prefetch_close(struct offload_prefetch *p, struct nv_err *e)
 
 int offload_prefetch_trace_close(struct offload_prefetch *p, struct nv_err *e)
 {
+	if (!p) return 0;
 	int rc = offload_trace_writer_close(p->tw, e);
 	p->tw = NULL;
 	return rc;

@@ -145,7 +145,7 @@ printf 'fine\n\xc3' >"$T/bad.txt"
 expect_err "invalid UTF-8 file" 1 "invalid UTF-8 at byte 5" run "$M" --prompt-file "$T/bad.txt"
 expect_err "no prompt" 2 "-p TEXT or --prompt-file" run "$M"
 expect_err "two prompts" 2 "-p TEXT or --prompt-file" run "$M" -p a --prompt-file "$T/bad.txt"
-expect_err "no model" 2 "expected one MODEL" run -p hi
+expect_err "no model" 2 "missing MODEL" run -p hi
 expect_err "missing prompt file" 1 "$T/nope.txt" run "$M" --prompt-file "$T/nope.txt"
 expect_err "bad think" 2 "none, high or max" run "$M" -p hi --think medium
 expect_err "context too small" 1 "raise --ctx" run "$M" -p "$P" --ctx 8
