@@ -71,6 +71,11 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o);
  * stderr naming what is missing or extra ("nvmoe CMD: missing MODEL (see nvmoe CMD
  * --help)").  Every subcommand uses it so that usage errors read the same. */
 int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names);
+/* The prologue of a subcommand: cli_opts_parse, --help (usage(stdout), status 0),
+ * then cli_opts_args(o, min, max, names).  -1 to go on, else the exit status to
+ * return at once (the message is printed). */
+int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE *), int min, int max,
+		   const char *names);
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
  * (see nvmoe CMD --help)" to stderr and returns 2. */
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -30,13 +30,8 @@ static void usage(FILE *f)
 int cli_cmd_bench(int argc, char **argv)
 {
 	struct cli_opts o;
-	int rc = cli_opts_parse(argc, argv, &o);
-	if (rc == 3) {
-		usage(stdout);
-		return 0;
-	}
-	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	if (rc >= 0) return rc;
 	if (o.io) return cli_bench_io(&o);
 	cJSON *js = cJSON_CreateObject();
 	if (!js) {

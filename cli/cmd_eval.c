@@ -37,10 +37,8 @@ static double nll(const float *l, int V, int t)
 int cli_cmd_eval(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_parse(argc, argv, &o);
-	if (r == 3) { usage(stdout); return 0; }
-	if (r) return r;
-	if ((r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	if (r >= 0) return r;
 	if (!o.tokens) return cli_usage_err(&o, "missing --tokens FILE");
 	if (!o.out) return cli_usage_err(&o, "missing --out FILE");
 	struct nv_err e = {0};

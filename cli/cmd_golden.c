@@ -448,10 +448,8 @@ static void usage(FILE *f)
 int cli_cmd_golden(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_parse(argc, argv, &o);
-	if (r == 3) { usage(stdout); return 0; }
-	if (r) return r;
-	if ((r = cli_opts_args(&o, 1, 1, "DIR"))) return r;
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "DIR");
+	if (r >= 0) return r;
 	int want_s = 0, want_e = 0, want_f = 0;
 	if (!strcmp(o.mode, "all")) want_s = want_e = want_f = 1;
 	else if (!strcmp(o.mode, "smooth")) want_s = 1;

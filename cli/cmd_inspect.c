@@ -83,10 +83,8 @@ static void print_kinds(const struct core_config *c)
 int cli_cmd_inspect(int argc, char **argv)
 {
 	struct cli_opts o;
-	int rc = cli_opts_parse(argc, argv, &o);
-	if (rc == 3) { usage(stdout); return 0; }
-	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	if (rc >= 0) return rc;
 	const char *dir = o.args[0];
 	struct core_ckpt_opts co = { .allow_extra = o.allow_extra, .full_scan = o.verify };
 	struct core_ckpt *ck;

@@ -98,10 +98,8 @@ static void row(const char *label, uint64_t b, const char *note)
 int cli_cmd_plan(int argc, char **argv)
 {
 	struct cli_opts o;
-	int rc = cli_opts_parse(argc, argv, &o);
-	if (rc == 3) { usage(stdout); return 0; }
-	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	if (rc >= 0) return rc;
 	const char *dir = o.args[0];
 	struct nv_err e;
 	core_err_clear(&e);

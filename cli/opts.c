@@ -239,6 +239,18 @@ int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names)
 	return 0;
 }
 
+int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE *), int min, int max,
+		   const char *names)
+{
+	int rc = cli_opts_parse(argc, argv, o);
+	if (rc == 3) {
+		usage(stdout);
+		return 0;
+	}
+	if (rc || (rc = cli_opts_args(o, min, max, names))) return rc;
+	return -1;
+}
+
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...)
 {
 	va_list ap;

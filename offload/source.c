@@ -274,14 +274,7 @@ static enum cache_slot_state settle(struct offload_source *s, int slot, int b, i
 
 static void fill_view(struct offload_source *s, int slot, struct core_expert_view *v)
 {
-	const struct sio *io = &s->io[slot];
-	const uint8_t *m = cache_host_slot(s->c, slot);
-	v->w1 = m + io->view_off[OFFLOAD_W1];
-	v->w1_scale = m + io->view_off[OFFLOAD_W1S];
-	v->w3 = m + io->view_off[OFFLOAD_W3];
-	v->w3_scale = m + io->view_off[OFFLOAD_W3S];
-	v->w2 = m + io->view_off[OFFLOAD_W2];
-	v->w2_scale = m + io->view_off[OFFLOAD_W2S];
+	offload_store_view_at(cache_host_slot(s->c, slot), s->io[slot].view_off, v);
 }
 
 /* mu held.  Wait for any slot to change state; the time counts as stall. */

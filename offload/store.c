@@ -72,15 +72,20 @@ int offload_store_geom_from_config(const struct core_config *c, struct offload_s
 				       c->hidden_size, c->moe_intermediate_size, e);
 }
 
+void offload_store_view_at(const void *base, const uint64_t off[OFFLOAD_NPARTS], struct core_expert_view *v)
+{
+	const uint8_t *b = base;
+	v->w1 = b + off[OFFLOAD_W1];
+	v->w1_scale = b + off[OFFLOAD_W1S];
+	v->w3 = b + off[OFFLOAD_W3];
+	v->w3_scale = b + off[OFFLOAD_W3S];
+	v->w2 = b + off[OFFLOAD_W2];
+	v->w2_scale = b + off[OFFLOAD_W2S];
+}
+
 void offload_store_view(const struct offload_store_geom *g, const void *record, struct core_expert_view *v)
 {
-	const uint8_t *b = record;
-	v->w1 = b + g->part_off[OFFLOAD_W1];
-	v->w1_scale = b + g->part_off[OFFLOAD_W1S];
-	v->w3 = b + g->part_off[OFFLOAD_W3];
-	v->w3_scale = b + g->part_off[OFFLOAD_W3S];
-	v->w2 = b + g->part_off[OFFLOAD_W2];
-	v->w2_scale = b + g->part_off[OFFLOAD_W2S];
+	offload_store_view_at(record, g->part_off, v);
 }
 
 const char *offload_store_expert_name(const struct offload_store_geom *g, int block, int expert,

@@ -94,6 +94,9 @@ int offload_store_geom_from_config(const struct core_config *c, struct offload_s
 /* Views into a record buffer laid out by g. */
 void offload_store_view(const struct offload_store_geom *g, const void *record,
 			struct core_expert_view *v);
+/* Views at base + off[part] (a record: off = g->part_off; a slot filled from the
+ * shards: wherever each part landed). */
+void offload_store_view_at(const void *base, const uint64_t off[OFFLOAD_NPARTS], struct core_expert_view *v);
 /* "layer 3 expert 17" / "MTP block 0 (block 43) expert 17". */
 const char *offload_store_expert_name(const struct offload_store_geom *g, int block, int expert,
 				      char *buf, size_t n);

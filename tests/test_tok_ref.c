@@ -5,26 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "core/tokenizer.h"
 #include "testutil.h"
 #include "tok_mixed.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void check_ids(struct core_tok *t, const char *what, const char *text, size_t n,
 		      const int32_t *want, size_t nw)
@@ -191,9 +176,9 @@ static void test_linear(struct core_tok *t)
 				struct core_tok_ids ids = {0};
 				struct nv_err e = {0};
 				core_tok_get_stats(t, &a);
-				double c0 = cpu_s();
+				double c0 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 				int rc = core_tok_encode(t, x, len, 0, &ids, &e);
-				double c1 = cpu_s();
+				double c1 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 				core_tok_get_stats(t, &b);
 				TU_CHECK(rc == 0, "%s: encode failed: %s", kinds[k], e.why);
 				if (c1 - c0 < best) best = c1 - c0;
@@ -218,9 +203,9 @@ static void test_speed(struct core_tok *t)
 	char *x = tm_mixed_text(4 << 20, 7, &n);
 	struct core_tok_ids ids = {0};
 	struct nv_err e = {0};
-	double t0 = cpu_s();
+	double t0 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	int rc = core_tok_encode(t, x, n, 0, &ids, &e);
-	double t1 = cpu_s();
+	double t1 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	TU_CHECK(rc == 0, "mixed: %s", e.why);
 	double mbs = n / 1e6 / (t1 - t0);
 	printf("throughput: %.1f MB/s on %zu bytes of mixed text (%zu ids, one core)\n", mbs, n, ids.n);
@@ -237,9 +222,9 @@ int main(void)
 	snprintf(ref, sizeof ref, "%s/ref/deepseek-v4-flash", sh);
 	struct core_tok *t = NULL, *t3 = NULL;
 	struct nv_err e = {0};
-	double t0 = now_s(), c0 = cpu_s();
+	double t0 = tm_clock_s(CLOCK_MONOTONIC), c0 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	int rc = core_tok_load(ref, &t, &e); /* the directory: falls back to tokenizer.reconstructed.json */
-	double t1 = now_s(), c1 = cpu_s();
+	double t1 = tm_clock_s(CLOCK_MONOTONIC), c1 = tm_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	char buf[2048];
 	if (rc) { fprintf(stderr, "FAIL: %s\n", core_err_str(&e, buf, sizeof buf)); return 1; }
 	printf("load of the V4 tokenizer: %.3f s wall, %.3f s CPU\n", t1 - t0, c1 - c0);

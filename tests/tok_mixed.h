@@ -1,12 +1,14 @@
 /* tests/tok_mixed.h - deterministic "mixed" text for tokenizer throughput and
  * linearity checks: English prose, numbers, code, CJK, Cyrillic, emoji, special
- * tokens, whitespace runs.  Used by tests/test_tok_ref.c and tools/tokbench. */
+ * tokens, whitespace runs; and the clock both measure with.  Used by
+ * tests/test_tok_ref.c and tools/tokbench. */
 #ifndef NV_TESTS_TOK_MIXED_H
 #define NV_TESTS_TOK_MIXED_H
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t tm_next(uint64_t *s)
 {
@@ -57,4 +59,12 @@ static char *tm_mixed_text(size_t n, uint64_t seed, size_t *out_n)
 	*out_n = o;
 	return buf;
 }
+/* Seconds on clock `id` (CLOCK_MONOTONIC: wall time; CLOCK_*_CPUTIME_ID: CPU time). */
+static inline double tm_clock_s(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 #endif

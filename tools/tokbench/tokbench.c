@@ -9,24 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/tokenizer.h"
 #include "tests/tok_mixed.h"
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double wall_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv)
 {
@@ -44,9 +29,9 @@ int main(int argc, char **argv)
 	struct nv_err e = {0};
 	char buf[2048];
 	struct core_tok *t;
-	double w0 = wall_s();
+	double w0 = tm_clock_s(CLOCK_MONOTONIC);
 	if (core_tok_load(model, &t, &e)) { fprintf(stderr, "tokbench: %s\n", core_err_str(&e, buf, sizeof buf)); return 1; }
-	double load = wall_s() - w0;
+	double load = tm_clock_s(CLOCK_MONOTONIC) - w0;
 	size_t n = 0;
 	char *text = NULL;
 	if (file) {
@@ -67,9 +52,9 @@ int main(int argc, char **argv)
 	for (int r = 0; r < reps; r++) {
 		struct core_tok_ids ids = {0};
 		core_tok_get_stats(t, &s0);
-		double c0 = cpu_s();
+		double c0 = tm_clock_s(CLOCK_THREAD_CPUTIME_ID);
 		if (core_tok_encode(t, text, n, 0, &ids, &e)) { fprintf(stderr, "tokbench: %s\n", core_err_str(&e, buf, sizeof buf)); return 1; }
-		double dt = cpu_s() - c0;
+		double dt = tm_clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
 		core_tok_get_stats(t, &s1);
 		if (!r) first = dt;
 		if (dt < best) best = dt;
