@@ -121,9 +121,10 @@ const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char 
  * (resident: zeros). */
 struct cJSON;
 void cli_experts_json(struct cli_experts *x, struct cJSON *root, uint64_t tokens);
-/* inspect --verify of a converted model: check the checksum of every record of the
- * expert store; prints bad records and a summary.  0 when all are good, else 1. */
-int cli_verify_store(const struct core_ckpt *ck);
+/* inspect of a converted model: open the expert store (header, geometry, size; prints
+ * the error); with `records`, also check the checksum of every record, printing bad
+ * records and a summary.  0 when all is good, else 1. */
+int cli_verify_store(const struct core_ckpt *ck, int records);
 
 /* Subcommands (one line each; implementations in cli/cmd_<name>.c). */
 int cli_cmd_convert(int argc, char **argv);

@@ -175,7 +175,8 @@ int cli_cmd_inspect(int argc, char **argv)
 	       c->num_hidden_layers,
 	       cli_fmt_count(b3, sizeof b3, one * (uint64_t)c->num_experts_per_tok * (uint64_t)c->num_hidden_layers));
 	printf("checks: 1-14 passed; 15 (NaN scan): %s\n", o.verify ? "passed" : "not run (use --verify)");
-	int bad = o.verify && core_ckpt_has_store(ck) ? cli_verify_store(ck) : 0; /* record checksums */
+	/* the store's header and size always (cheap); every record's checksum with --verify */
+	int bad = core_ckpt_has_store(ck) ? cli_verify_store(ck, o.verify) : 0;
 	size_t nw = core_ckpt_nwarnings(ck);
 	printf("warnings: %zu\n", nw);
 	for (size_t i = 0; i < nw; i++) printf("  warning: %s\n", core_ckpt_warning(ck, i));

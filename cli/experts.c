@@ -262,7 +262,7 @@ static void vbad(void *arg, const struct nv_err *err)
 	fprintf(stderr, "%snvmoe: bad record: %s\n", p->tty ? "\n" : "", core_err_str(err, buf, sizeof buf));
 }
 
-int cli_verify_store(const struct core_ckpt *ck)
+int cli_verify_store(const struct core_ckpt *ck, int records)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", core_ckpt_dir(ck), CORE_STORE_FILE);
@@ -273,6 +273,10 @@ int cli_verify_store(const struct core_ckpt *ck)
 	if (offload_store_geom_from_config(core_ckpt_config(ck), &g, &e) || offload_store_open(path, &g, &s, &e)) {
 		cli_print_err(&e);
 		return 1;
+	}
+	if (!records) {
+		offload_store_close(s);
+		return 0;
 	}
 	struct vprog p = { .t0 = cli_now(), .tty = isatty(2) };
 	int nbad = 0;

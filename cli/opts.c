@@ -8,6 +8,10 @@
 #include <time.h>
 
 #include "cli.h"
+#include "offload/prefetch.h"
+
+#define NV_STR_(x) #x
+#define NV_STR(x) NV_STR_(x)
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
@@ -203,7 +207,10 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_HIT: if (parse_dbl(a, &o->hit_rate) || o->hit_rate < 0 || o->hit_rate > 1) return bad(cmd, "hit-rate", a, "a fraction in [0, 1]"); break;
 		case O_IO: o->io = 1; break;
 		case O_NO_PREFETCH: o->prefetch = 0; break;
-		case O_LOOKAHEAD: if (parse_int(a, 0, 64, &o->lookahead)) return bad(cmd, "lookahead", a, "an integer 0..64"); break;
+		case O_LOOKAHEAD:
+			if (parse_int(a, 0, OFFLOAD_MAX_LOOKAHEAD, &o->lookahead))
+				return bad(cmd, "lookahead", a, "an integer 0.." NV_STR(OFFLOAD_MAX_LOOKAHEAD));
+			break;
 		case O_NO_MLOCK: o->no_mlock = 1; break;
 		case O_PREFILL: if (parse_int(a, 1, 1 << 16, &o->bench_prefill)) return bad(cmd, "prefill", a, "an integer 1..65536"); break;
 		case O_DECODE: if (parse_int(a, 1, 1 << 16, &o->bench_decode)) return bad(cmd, "decode", a, "an integer 1..65536"); break;

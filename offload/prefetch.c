@@ -28,7 +28,7 @@ int offload_prefetch_create(const struct core_ckpt *ck, const struct offload_pre
 	*out = NULL;
 	const struct core_config *c = core_ckpt_config(ck);
 	if (o->lookahead < 0 || o->lookahead > OFFLOAD_MAX_LOOKAHEAD)
-		return core_err_set(e, NV_ERANGE, "prefetch", "lookahead", NULL, "router lookahead %d outside 0..%d",
+		return core_err_set(e, NV_ERANGE, "prefetch", "lookahead", "lower --lookahead", "router lookahead %d outside 0..%d",
 				    o->lookahead, OFFLOAD_MAX_LOOKAHEAD);
 	struct offload_prefetch *p = calloc(1, sizeof *p);
 	if (!p) return core_err_set(e, NV_ENOMEM, "prefetch", NULL, NULL, "out of memory");

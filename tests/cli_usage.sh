@@ -89,6 +89,7 @@ check "--threads -1" 2 "bad value '-1' for --threads" -- run "$M" -p hi --thread
 check "--host-cache banana" 2 "bad value 'banana' for --host-cache" -- bench "$M" --host-cache banana
 check "--temperature -1" 2 "--temperature" -- run "$M" -p hi --temperature -1
 check "--top-p 2" 2 "--top-p" -- run "$M" -p hi --top-p 2
+check "--lookahead past the predictor's maximum" 2 "bad value '17' for --lookahead" -- run "$M" -p hi --lookahead 17
 check "--backend tpu" 2 "--backend" -- eval "$M" --backend tpu
 check "--mode bogus" 2 "--mode" -- golden "$T/notmodel" --mode bogus
 check "run without prompt" 2 "-p TEXT" -- run "$M"
@@ -124,6 +125,21 @@ check "inspect config without keys" 1 "$T/nocfgkey/config.json" "missing key" "h
 check "inspect bad index" 1 "model.safetensors.index.json" "hint:" -- inspect "$T/badidx"
 check "run bad tokenizer" 1 "$T/badtok/tokenizer.json" "hint:" -- run "$T/badtok" -p hi
 check "tokenize bad tokenizer" 1 "$T/badtok/tokenizer.json" "hint:" -- tokenize "$T/badtok" --text hi
+
+# --- a converted model with a damaged expert store ---
+"$NV" convert "$M" --out "$T/cv" >/dev/null 2>&1 || fail "convert of the tiny model failed"
+if [ -f "$T/cv/experts.nvmoe" ]; then
+	X=experts.nvmoe
+	cp -r "$T/cv" "$T/cvt" && truncate -s $(($(stat -c %s "$T/cv/$X") / 2)) "$T/cvt/$X"
+	cp -r "$T/cv" "$T/cvh" && printf 'XXXX' | dd of="$T/cvh/$X" bs=1 seek=0 conv=notrunc 2>/dev/null
+	# the first record starts after the 4 KiB header and the index; 20000 lies inside it
+	cp -r "$T/cv" "$T/cvr" && printf 'XXXX' | dd of="$T/cvr/$X" bs=1 seek=20000 conv=notrunc 2>/dev/null
+	check "inspect truncated store" 1 "$T/cvt/$X" "truncated" "hint:" -- inspect "$T/cvt"
+	check "run truncated store" 1 "$T/cvt/$X" "hint:" -- run "$T/cvt" -p hi
+	check "inspect store bad magic" 1 "$T/cvh/$X" "bad magic" "hint:" -- inspect "$T/cvh"
+	check "inspect --verify bad record" 1 "$T/cvr/$X" "checksum" "hint:" -- inspect "$T/cvr" --verify
+	check "run bad record" 1 "$T/cvr/$X" "checksum" "hint:" -- run "$T/cvr" -p hi --temperature 0
+fi
 
 # --- files that cannot be read (only meaningful when not root: root reads anything) ---
 if [ "$(id -u)" -ne 0 ]; then
