@@ -79,6 +79,9 @@ int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
  * (see nvmoe CMD --help)" to stderr and returns 2. */
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The options of every command that loads a model (backend, threads, expert tiers),
+ * for the --help texts: one block, so that they read the same everywhere. */
+void cli_usage_model_opts(FILE *f);
 /* Print the effective configuration (rule 7) to f. */
 void cli_opts_print(const struct cli_opts *o, FILE *f);
 /* "12G", "512M", "4096" -> bytes.  0 ok, -1 malformed. */

@@ -465,6 +465,7 @@ static int usage(FILE *f, int rc)
 		"  $XDG_STATE_HOME/nvmoe/history or ~/.nvmoe_history).  /help inside lists the\n"
 		"  commands.  Options as for `nvmoe run`: --think none|high|max --max-tokens N\n"
 		"  --temperature F --top-p F --top-k N --seed N --ctx N --chunk N --smooth.\n");
+	cli_usage_model_opts(f);
 	return rc;
 }
 

@@ -17,12 +17,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nvmoe eval MODEL --tokens FILE --out FILE [--chunk N] [--smooth]\n"
-		   "  teacher-forced logits of every position of FILE (JSON [ids...] or {\"tokens\": [...]})\n"
+		   "  Teacher-forced logits of every position of FILE (JSON [ids...] or {\"tokens\": [...]})\n"
 		   "  written as raw little-endian float32 [L, vocab]; prints the mean NLL.\n"
 		   "  --chunk N   prefill chunk (default: whole sequence, at most 256)\n"
 		   "  --smooth    no activation quantisation, no bf16 rounding (golden `smooth` numerics)\n"
-		   "  --backend cpu|cuda|auto, --host-cache SZ, --vram-budget SZ (CUDA: routed experts through\n"
-		   "              GPU expert slots sized to what the budget leaves), --stats, --verbose\n");
+		   "  --stats     expert-tier statistics on stderr\n");
+	cli_usage_model_opts(f);
 }
 
 /* -log softmax(l)[t] in double */

@@ -440,9 +440,9 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nvmoe golden DIR [--mode smooth|exact|faithful|all] [--backend cpu|cuda|auto]\n"
-		   "  checks the forward pass against a golden case directory (ckpt/, tokens.json,\n"
-		   "  manifest.json, <mode>/*.bin); exit 0 only if every check passes.\n"
-		   "  --threads N   CPU backend threads (default: all cores)\n");
+		   "  Checks the forward pass against a golden case directory (ckpt/, tokens.json,\n"
+		   "  manifest.json, <mode>/*.bin); exit 0 only if every check passes.\n");
+	cli_usage_model_opts(f);
 }
 
 int cli_cmd_golden(int argc, char **argv)

@@ -30,6 +30,7 @@ static int usage(FILE *f, int rc)
 		"  --chunk N              prefill chunk in tokens (default 64)\n"
 		"  --smooth               no activation quantisation / bf16 rounding\n"
 		"  --stats                one summary line on stderr (tokens and tok/s)\n");
+	cli_usage_model_opts(f);
 	return rc;
 }
 

@@ -53,9 +53,10 @@ static void usage(FILE *f)
 	fprintf(f, "usage: nvmoe <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++)
 		fprintf(f, "  %-11s %s\n", g_cmds[i].name, g_cmds[i].help);
-	fprintf(f, "\ncommon options: --backend cpu|cuda|auto --threads N --ctx N --host-cache SZ"
-		   " --vram-budget SZ --seed N --temperature F --top-p F --think none|high|max\n"
-		   "sizes accept K/M/G suffixes.  `nvmoe <command> --help` for details.\n");
+	fprintf(f, "\n");
+	cli_usage_model_opts(f);
+	fprintf(f, "sizes accept K/M/G suffixes.  `nvmoe <command> --help` for details.\n"
+		   "exit status: 0 ok, 1 failure (one `nvmoe: error:` line), 2 usage error.\n");
 }
 
 int main(int argc, char **argv)

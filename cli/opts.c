@@ -269,6 +269,19 @@ int cli_usage_err(const struct cli_opts *o, const char *fmt, ...)
 	return 2;
 }
 
+void cli_usage_model_opts(FILE *f)
+{
+	fprintf(f, "  model options (run, chat, bench, eval, golden):\n"
+		   "  --backend cpu|cuda|auto  kernels (auto: CUDA when a device is present)\n"
+		   "  --threads N              CPU threads (default: all cores)\n"
+		   "  --host-cache SZ          stream routed experts through a host cache of SZ bytes\n"
+		   "  --vram-budget SZ         CUDA: GPU memory to use (expert slots get what is left)\n"
+		   "  --no-prefetch, --lookahead K (0.." NV_STR(OFFLOAD_MAX_LOOKAHEAD) ")  expert prefetch of the streamed tiers\n"
+		   "  --trace-experts FILE     write the routing trace (tools/tracesim replays it)\n"
+		   "  --no-mlock               allow an unlocked host cache when mlock is refused\n"
+		   "  -v, --verbose            describe the expert tiers on stderr\n");
+}
+
 void cli_opts_print(const struct cli_opts *o, FILE *f)
 {
 	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu seed=%llu"
