@@ -88,7 +88,7 @@ struct core_model {
 	const float *hc_head_fn, *hc_head_base, *hc_head_scale;
 	struct core_block *blk;      /* [nblocks] */
 	struct core_mtp mtp;         /* valid when num_nextn_predict_layers > 0 */
-	float *freq_plain, *freq_yarn;
+	float *freq_plain, *freq_yarn; /* [qk_rope_head_dim / 2] RoPE frequencies; yarn: compressed blocks */
 	const struct core_expert_src *src;
 	struct core_expert_src *own_src; /* resident source created by the model */
 	struct core_hooks hooks;
