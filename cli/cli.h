@@ -59,6 +59,7 @@ struct cli_opts {
 	int bench_decode;         /* bench: decode steps (0 = default) */
 	int repeat;               /* bench: repetitions of each measurement (0 = default) */
 	const char *cmd;          /* argv[0] of the subcommand, for messages */
+	uint64_t given;           /* options given (bit = index in opts.c's table) */
 	int nargs;
 	const char *args[CLI_MAX_ARGS];
 };
@@ -75,7 +76,15 @@ int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names)
  * then cli_opts_args(o, min, max, names).  -1 to go on, else the exit status to
  * return at once (the message is printed). */
 int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE *), int min, int max,
-		   const char *names);
+		   const char *names, const char *allowed);
+/* Usage error (2) when an option was given that is not among the space-separated long
+ * names of `allowed` (--help and --verbose are always allowed), e.g. `inspect --ctx`:
+ * options mean something to a command or are refused, never silently ignored. */
+int cli_opts_only(const struct cli_opts *o, const char *allowed);
+/* Option sets of cli_opts_only: loading a model for the forward pass, and generating. */
+#define CLI_OPTS_MODEL "backend threads host-cache vram-budget no-prefetch lookahead trace-experts no-mlock " \
+	"allow-extra chunk smooth stats"
+#define CLI_OPTS_GEN "ctx seed temperature top-p top-k think max-tokens raw"
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
  * (see nvmoe CMD --help)" to stderr and returns 2. */
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -76,7 +76,7 @@ int cli_cmd_convert(int argc, char **argv)
 		return 0;
 	}
 	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	if ((rc = cli_opts_only(&o, "allow-extra force out")) || (rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
 	if (!o.out) return cli_usage_err(&o, "missing --out DIR");
 	struct bar b = { .t0 = cli_now(), .tty = isatty(2), .last_decile = -1 };
 	const char *k = getenv("NVMOE_TEST_CONVERT_KILL_AFTER");

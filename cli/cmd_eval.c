@@ -37,7 +37,7 @@ static double nll(const float *l, int V, int t)
 int cli_cmd_eval(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", CLI_OPTS_MODEL " tokens out");
 	if (r >= 0) return r;
 	if (!o.tokens) return cli_usage_err(&o, "missing --tokens FILE");
 	if (!o.out) return cli_usage_err(&o, "missing --out FILE");

@@ -448,7 +448,7 @@ static void usage(FILE *f)
 int cli_cmd_golden(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "DIR");
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "DIR", CLI_OPTS_MODEL " mode");
 	if (r >= 0) return r;
 	int want_s = 0, want_e = 0, want_f = 0;
 	if (!strcmp(o.mode, "all")) want_s = want_e = want_f = 1;

@@ -83,7 +83,7 @@ static void print_kinds(const struct core_config *c)
 int cli_cmd_inspect(int argc, char **argv)
 {
 	struct cli_opts o;
-	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", "allow-extra verify");
 	if (rc >= 0) return rc;
 	const char *dir = o.args[0];
 	struct core_ckpt_opts co = { .allow_extra = o.allow_extra, .full_scan = o.verify };

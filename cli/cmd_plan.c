@@ -98,7 +98,8 @@ static void row(const char *label, uint64_t b, const char *note)
 int cli_cmd_plan(int argc, char **argv)
 {
 	struct cli_opts o;
-	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL");
+	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL",
+				 "allow-extra chunk ctx vram ram pcie disk hit-rate");
 	if (rc >= 0) return rc;
 	const char *dir = o.args[0];
 	struct nv_err e;

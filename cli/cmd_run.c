@@ -68,7 +68,9 @@ int cli_cmd_run(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if ((r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " prompt prompt-file")) ||
+	    (r = cli_opts_args(&o, 1, 1, "MODEL")))
+		return r;
 	if (!o.prompt == !o.prompt_file)
 		return cli_usage_err(&o, "give the prompt with -p TEXT or --prompt-file FILE (one of them)");
 	struct nv_err e = {0};

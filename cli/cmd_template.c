@@ -109,7 +109,9 @@ int cli_cmd_template(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage(stdout, 0);
 	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, CLI_MAX_ARGS, "render|parse FILE"))) return rc;
+	if ((rc = cli_opts_only(&o, "ids tokenizer thinking-mode")) ||
+	    (rc = cli_opts_args(&o, 1, CLI_MAX_ARGS, "render|parse FILE")))
+		return rc;
 	if (!strcmp(o.args[0], "render")) return render(&o);
 	if (!strcmp(o.args[0], "parse")) return parse(&o);
 	return cli_usage_err(&o, "unknown subcommand '%s' (expected render or parse)", o.args[0]);

@@ -38,7 +38,7 @@ int cli_cmd_tokenize(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage_tok(stdout, 0);
 	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
+	if ((rc = cli_opts_only(&o, "text file raw stats")) || (rc = cli_opts_args(&o, 1, 1, "MODEL"))) return rc;
 	if ((!o.text) == (!o.file)) return cli_usage_err(&o, "give exactly one of --text or --file");
 	struct nv_err e = {0};
 	struct core_tok *t = NULL;
@@ -87,7 +87,7 @@ int cli_cmd_detokenize(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &o);
 	if (rc == 3) return usage_detok(stdout, 0);
 	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 1, 2, "MODEL"))) return rc;
+	if ((rc = cli_opts_only(&o, "ids file")) || (rc = cli_opts_args(&o, 1, 2, "MODEL"))) return rc;
 	const char *json = o.ids_json;
 	if (!json && o.nargs == 2) json = o.args[1];
 	if (o.nargs < 1 || o.nargs > 2 || (!json && !o.file) || (json && o.file) ||

@@ -37,7 +37,7 @@ static int cmd_version(int argc, char **argv)
 		return 0;
 	}
 	if (rc) return rc;
-	if ((rc = cli_opts_args(&o, 0, 0, "no arguments"))) return rc;
+	if ((rc = cli_opts_only(&o, "")) || (rc = cli_opts_args(&o, 0, 0, "no arguments"))) return rc;
 	printf("nvmoe 0.1 (cuda: %s)\n",
 #ifdef NVMOE_HAVE_CUDA
 	       "yes"

@@ -57,7 +57,10 @@ enum {
 	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
 	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
 	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK, O_TOKENIZER, O_PREFILL, O_DECODE, O_REPEAT,
+	O_LAST_
 };
+/* struct cli_opts.given has one bit per entry of g_long (the 'p' and 'v' ones included). */
+_Static_assert(O_LAST_ - 1000 + 2 <= 64, "too many options for cli_opts.given");
 
 static const struct option g_long[] = {
 	{"backend", required_argument, 0, O_BACKEND},
@@ -155,8 +158,13 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 	optind = 1;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, ":p:vh", g_long, NULL)) != -1) {
+	int li;
+	while ((li = -1, c = getopt_long(argc, argv, ":p:vh", g_long, &li)) != -1) {
 		const char *a = optarg;
+		if (c == 'p' || c == 'v') /* short forms: the long option's index */
+			for (li = 0; g_long[li].name && g_long[li].val != c; li++)
+				;
+		if (li >= 0 && g_long[li].name) o->given |= 1ull << li;
 		switch (c) {
 		case O_BACKEND:
 			if (strcmp(a, "cpu") && strcmp(a, "cuda") && strcmp(a, "auto"))
@@ -247,15 +255,32 @@ int cli_opts_args(const struct cli_opts *o, int min, int max, const char *names)
 }
 
 int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE *), int min, int max,
-		   const char *names)
+		   const char *names, const char *allowed)
 {
 	int rc = cli_opts_parse(argc, argv, o);
 	if (rc == 3) {
 		usage(stdout);
 		return 0;
 	}
-	if (rc || (rc = cli_opts_args(o, min, max, names))) return rc;
+	if (rc || (rc = cli_opts_only(o, allowed)) || (rc = cli_opts_args(o, min, max, names))) return rc;
 	return -1;
+}
+
+/* Is `name` one of the space-separated words of `list`? */
+static int in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *s = list; (s = strstr(s, name)); s += n)
+		if ((s == list || s[-1] == ' ') && (s[n] == ' ' || s[n] == 0)) return 1;
+	return 0;
+}
+
+int cli_opts_only(const struct cli_opts *o, const char *allowed)
+{
+	for (int i = 0; g_long[i].name; i++)
+		if ((o->given >> i & 1) && !in_list(allowed, g_long[i].name) && strcmp(g_long[i].name, "verbose"))
+			return cli_usage_err(o, "option --%s does not apply to %s", g_long[i].name, o->cmd);
+	return 0;
 }
 
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...)

@@ -2,7 +2,7 @@
 # tests/cli_usage.sh NVMOE MKMODEL - the command line's contract (DESIGN.md §6, HELPERS
 # "Tests"): every command
 #   - without arguments: exit 2, stderr names what is missing, stdout empty;
-#   - with an unknown option: exit 2, stderr names the option;
+#   - with an unknown option, or one that does not apply to it: exit 2, stderr names it;
 #   - with --help: exit 0, "usage: nvmoe <cmd>" on stdout, nothing on stderr;
 # `nvmoe --help` lists the commands in the order of DESIGN.md §6; and bad input
 # (a directory that is not a model, truncated / empty / garbage shards, broken JSON,
@@ -66,6 +66,11 @@ done
 check "version extra argument" 2 "unexpected argument 'x'" -- version x
 check "inspect extra argument" 2 "unexpected argument 'b'" -- inspect a b
 check "option without value" 2 "needs a value" -- run m --ctx
+# options that mean nothing to a command are refused, not ignored
+check "inspect --ctx" 2 "option --ctx does not apply to inspect" -- inspect m --ctx 5
+check "tokenize --host-cache" 2 "option --host-cache does not apply to tokenize" -- tokenize m --text hi --host-cache 1G
+check "run --json" 2 "option --json does not apply to run" -- run m -p hi --json
+check "version --json" 2 "option --json does not apply to version" -- version --json
 
 # --- a model and broken copies of it ---
 "$MK" --preset tiny-ci --out "$T/m" --tokenizer-dir "$DATA/tok_chat" --quiet >/dev/null || { echo "mkmodel failed"; exit 1; }
