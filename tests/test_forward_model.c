@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/model_impl.h"
+#include "kernels/numeric.h"
 #include "testutil.h"
 
 static char g_tmp[256];
@@ -179,22 +180,29 @@ static void snap_state(struct env *v, struct snap *s, int S)
 	s->n = n;
 	float *o = s->buf;
 #define CP(src, cnt) do { memcpy(o, (src), (cnt) * sizeof(float)); o += (cnt); } while (0)
+	/* cache rows: bf16 in the faithful mode (core_model_kv_elem_bytes), widened */
+#define CPC(src, cnt) do { \
+		if (core_model_kv_elem_bytes(m) == 2) \
+			for (size_t i_ = 0; i_ < (cnt); i_++) o[i_] = kern_bf16_to_f32(((const uint16_t *)(src))[i_]); \
+		else memcpy(o, (src), (cnt) * sizeof(float)); \
+		o += (cnt); } while (0)
 	for (int i = 0; i < m->nblocks; i++) {
 		struct core_bstate *b = &v->sq->b[i];
 		int r = c->compress_ratios[i], cc = r == 4 ? 2 : 1;
-		CP(b->ring, W * dh); /* ring slots (positions < S) */
+		CPC(b->ring, W * dh); /* ring slots (positions < S) */
 		if (r) {
-			CP(b->ccache, (size_t)(S / r) * dh);
+			CPC(b->ccache, (size_t)(S / r) * dh);
 			CP(b->cK, (size_t)cc * r * cc * dh);
 			CP(b->cG, (size_t)cc * r * cc * dh);
 		}
 		if (r == 4) {
-			CP(b->icache, (size_t)(S / 4) * dI);
+			CPC(b->icache, (size_t)(S / 4) * dI);
 			CP(b->iK, 16 * dI);
 			CP(b->iG, 16 * dI);
 		}
 	}
 #undef CP
+#undef CPC
 }
 
 static int same_state(const char *what, const struct snap *a, const struct snap *b)
