@@ -12,6 +12,10 @@
  *            the config, and a faithful forward of 300 tokens at chunk 7 whose
  *            logits equal those of a run at chunk 64 (the bf16 caches are read and
  *            written across chunk boundaries and ring wrap-around).
+ *   kernels  on every CPU isa the machine has: attn and idx_score reading bf16
+ *            caches (KERN_KV16) give bitwise the results of the same values held
+ *            as f32 (lists of 3 blocks of 64 with -1 padding; RND, QNT and none),
+ *            and kv_store writes bf16 RNE bits (KV16) or copies f32 bits.
  * Prints the measured bytes (before = f32 caches, after = bf16). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include "core/ckpt.h"
 #include "core/model.h"
 #include "kernels/kern.h"
+#include "kernels/numeric.h"
 #include "testutil.h"
 
 static char g_tmp[256];
@@ -177,11 +182,88 @@ static void test_tiny(const char *preset)
 	core_ckpt_close(ck);
 }
 
+static uint64_t g_rng = 0x243F6A8885A308D3ull;
+static float urand(void) /* [0, 1) */
+{
+	g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+	return (float)(g_rng >> 40) / (float)(1u << 24);
+}
+
+static void same_bits(const char *what, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(&a[i], &b[i], 4)) {
+			TU_CHECK(0, "%s: element %zu: got %.9g expected %.9g (bitwise)", what, i, a[i], b[i]);
+			return;
+		}
+}
+
+static void test_kernels_isa(enum kern_cpu_isa isa)
+{
+	struct kern *k = kern_cpu_create_opts(&(struct kern_cpu_opts){ .threads = 2, .isa = isa });
+	const char *nm_isa = kern_cpu_isa(k);
+	const int S = 3, H = 4, dh = 200, nw = 40, nc = 70, n_idx = 170, HI = 4, dI = 64, nI = 90;
+	TU_CHECK(k->reserve(k, S * H * 4, 4096) == 0, "reserve");
+	float *kf = malloc(sizeof(float) * (nw + nc) * dh), *q = malloc(sizeof(float) * S * H * dh);
+	uint16_t *kb = malloc(2 * (size_t)(nw + nc) * dh);
+	float *o0 = malloc(sizeof(float) * S * H * dh), *o1 = malloc(sizeof(float) * S * H * dh);
+	int32_t *idx = malloc(sizeof(int32_t) * S * n_idx);
+	float sink[4] = { 0.5f, -1.0f, 2.0f, 0.0f };
+	/* bf16 values (what the faithful mode stores), both layouts */
+	for (int i = 0; i < (nw + nc) * dh; i++) {
+		kf[i] = kern_rbf16((urand() - 0.5f) * 4);
+		kb[i] = kern_f32_to_bf16(kf[i]);
+	}
+	for (int i = 0; i < S * H * dh; i++) q[i] = kern_rbf16(urand() - 0.5f);
+	for (int s = 0; s < S; s++)
+		for (int j = 0; j < n_idx; j++)
+			idx[s * n_idx + j] = j == 0 ? s : (urand() < 0.2f ? -1 : (int)(urand() * (nw + nc)));
+	for (int j = 64; j < 128; j++) idx[n_idx + j] = -1; /* a block of padding only */
+	const unsigned nms[3] = { KERN_RND | KERN_QNT, KERN_QNT, 0 };
+	char what[160];
+	for (int t = 0; t < 3; t++) {
+		struct kern_kv kvf = { kf, nw, kf + (size_t)nw * dh, nc }, kvb = { kb, nw, kb + (size_t)nw * dh, nc };
+		memset(o1, 0xff, sizeof(float) * S * H * dh);
+		k->attn(k, o0, q, &kvf, idx, n_idx, sink, S, H, dh, 0.07f, nms[t]);
+		k->attn(k, o1, q, &kvb, idx, n_idx, sink, S, H, dh, 0.07f, nms[t] | KERN_KV16);
+		snprintf(what, sizeof what, "%s attn nm %u: bf16 kv vs f32 kv", nm_isa, nms[t]);
+		same_bits(what, o1, o0, (size_t)S * H * dh);
+		/* indexer: kf rows reused as [nI, dI] entries */
+		float w[S * HI], sc0[S * nI], sc1[S * nI];
+		for (int i = 0; i < S * HI; i++) w[i] = kern_rbf16(urand());
+		k->idx_score(k, sc0, nI, q, w, kf, nI, S, HI, dI, nms[t]);
+		k->idx_score(k, sc1, nI, q, w, kb, nI, S, HI, dI, nms[t] | KERN_KV16);
+		snprintf(what, sizeof what, "%s idx_score nm %u: bf16 cache vs f32 cache", nm_isa, nms[t]);
+		same_bits(what, sc1, sc0, (size_t)S * nI);
+	}
+	/* kv_store: RNE bits with KV16 (also of values that are not bf16), f32 copy without */
+	float src[37];
+	uint16_t d16[37];
+	float d32[37];
+	for (int i = 0; i < 37; i++) src[i] = (urand() - 0.5f) * 1000;
+	k->kv_store(k, d16, src, 37, KERN_RND | KERN_QNT | KERN_KV16);
+	k->kv_store(k, d32, src, 37, KERN_QNT);
+	for (int i = 0; i < 37; i++) {
+		TU_CHECK(d16[i] == kern_f32_to_bf16(src[i]), "%s kv_store KV16 [%d]: got 0x%04x expected 0x%04x", nm_isa,
+			 i, d16[i], kern_f32_to_bf16(src[i]));
+		TU_CHECK(!memcmp(&d32[i], &src[i], 4), "%s kv_store f32 [%d]: got %.9g expected %.9g", nm_isa, i, d32[i],
+			 src[i]);
+	}
+	printf("%s: attn, idx_score, kv_store with bf16 caches checked\n", nm_isa);
+	free(kf); free(q); free(kb); free(o0); free(o1); free(idx);
+	k->destroy(k);
+}
+
 int main(int argc, char **argv)
 {
 	snprintf(g_tmp, sizeof g_tmp, "/tmp/nv_kvbf16_XXXXXX");
 	if (!mkdtemp(g_tmp)) return 1;
 	const char *what = argc > 1 ? argv[1] : "all";
+	if (!strcmp(what, "kernels") || !strcmp(what, "all")) {
+		test_kernels_isa(KERN_CPU_ISA_SCALAR);
+		test_kernels_isa(KERN_CPU_ISA_AVX2);
+		test_kernels_isa(KERN_CPU_ISA_AVX512);
+	}
 	if (!strcmp(what, "release") || !strcmp(what, "all")) test_release();
 	if (!strcmp(what, "tiny") || !strcmp(what, "all")) {
 		test_tiny("tiny-ci");
