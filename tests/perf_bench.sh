@@ -26,6 +26,9 @@ for f, num, den in [("fp4_fraction_of_mem_read", "fp4_kernel_gbs", "mem_read_gbs
                     ("fp4_mmap_fraction_of_mem_read", "fp4_mmap_gbs", "mem_read_gbs")]:
     r = j[num] / j[den]
     if abs(r - j[f]) > 1e-9 * r: sys.exit("FAIL: %s got %s expected %s" % (f, j[f], r))
+# per-repetition paired ratio: positive, best >= median >= worst
+pb, pm, pw = (j.get("fp4_paired_fraction_of_mem_read" + x, 0) for x in ("", "_median", "_worst"))
+if not (pb >= pm >= pw > 0): sys.exit("FAIL: paired ratio best/median/worst %s %s %s" % (pb, pm, pw))
 # THP mode: the bracketed word of the kernel's setting, or "unavailable"
 try:
     t = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
