@@ -46,6 +46,36 @@ static void fmt_bytes(char *b, size_t n, uint64_t v)
 	else snprintf(b, n, "%llu KiB", (unsigned long long)(v >> 10));
 }
 
+/* 2 MiB: the x86-64 PMD size, where transparent huge pages take one TLB entry */
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+void *cache_huge_map(size_t bytes)
+{
+	if (bytes == 0) return NULL;
+	/* over-map by 2 MiB and trim both ends so that the kept range starts on a 2 MiB
+	 * boundary: only aligned 2 MiB ranges can become huge pages */
+	size_t len = bytes + HUGE_ALIGN;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return NULL;
+	uintptr_t a = ((uintptr_t)p + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+	char *base = (char *)a;
+	size_t head = (size_t)(base - p), keep = (bytes + 4095) & ~(size_t)4095;
+	size_t tail = len - head - keep; /* mmap lengths are whole pages: keep fits */
+	if (head) munmap(p, head);
+	if (tail) munmap(base + keep, tail);
+#ifdef MADV_HUGEPAGE
+	/* before the first touch (or mlock) so that faults take 2 MiB pages; refused
+	 * when THP is off or not built in: 4 KiB pages then, silently */
+	madvise(base, keep, MADV_HUGEPAGE);
+#endif
+	return base;
+}
+
+void cache_huge_unmap(void *p, size_t bytes)
+{
+	if (p) munmap(p, (bytes + 4095) & ~(size_t)4095);
+}
+
 int cache_host_create(const struct cache_host_opts *o, struct cache_host **out, struct nv_err *e)
 {
 	*out = NULL;
@@ -99,8 +129,8 @@ int cache_host_create(const struct cache_host_opts *o, struct cache_host **out, 
 	}
 	c->nfree = c->nslots;
 
-	void *p = mmap(NULL, c->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
+	void *p = cache_huge_map(c->bytes);
+	if (!p) {
 		int err = errno;
 		char a[32];
 		fmt_bytes(a, sizeof a, c->bytes);
@@ -145,7 +175,7 @@ void cache_host_destroy(struct cache_host *c)
 {
 	if (!c) return;
 	if (c->pinned && c->o.unpin) c->o.unpin(c->base, c->bytes, c->o.pin_arg);
-	if (c->base) munmap(c->base, c->bytes);
+	cache_huge_unmap(c->base, c->bytes);
 	if (c->pol_st) c->pol->destroy(c->pol_st);
 	free(c->index); free(c->key); free(c->refs); free(c->state); free(c->pf);
 	free(c->pf_prev); free(c->pf_next); free(c->free_stack);

@@ -1,9 +1,9 @@
 /* cache/host.h - the host tier: a fixed pool of expert-sized slots in locked memory.
  *
  * Contract
- *   A cache_host owns one anonymous mapping of nslots x slot_size bytes (page
- *   aligned, each slot a multiple of 4 KiB, so slots are valid O_DIRECT targets),
- *   locked with mlock.  When the lock is refused (RLIMIT_MEMLOCK too low) create()
+ *   A cache_host owns one anonymous mapping of nslots x slot_size bytes (2 MiB
+ *   aligned and advised for transparent huge pages, cache_huge_map; each slot a
+ *   multiple of 4 KiB, so slots are valid O_DIRECT targets), locked with mlock.  When the lock is refused (RLIMIT_MEMLOCK too low) create()
  *   fails with a message saying how to raise the limit, unless opts.allow_unlocked,
  *   which runs unlocked and leaves a warning in cache_host_warning().  opts.pin is a
  *   hook for registering the pool with a GPU runtime as page-locked memory (CUDA
@@ -57,6 +57,15 @@ struct cache_host_stats {
 };
 
 struct cache_host;
+
+/* Anonymous read-write mapping of bytes (rounded up to 4 KiB) starting on a 2 MiB
+ * boundary, advised MADV_HUGEPAGE before any touch so that it is backed by
+ * transparent huge pages where the kernel allows them (THP "always" or "madvise");
+ * plain 4 KiB pages otherwise, silently.  NULL with errno set on failure.  Expert
+ * bytes stream through the FP4 kernels: huge pages spare the TLB misses of a 4 KiB
+ * page walk every 4 KiB of weights.  cache_huge_unmap(NULL, ..) does nothing. */
+void *cache_huge_map(size_t bytes);
+void cache_huge_unmap(void *p, size_t bytes);
 
 int cache_host_create(const struct cache_host_opts *o, struct cache_host **out, struct nv_err *e);
 void cache_host_destroy(struct cache_host *c);

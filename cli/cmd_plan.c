@@ -57,7 +57,10 @@ struct kv { uint64_t cache, state; };
 
 /* KV state of one sequence of n tokens (MODEL.md §13.1, reference layout, bf16):
  * every block a ring of W entries; ratio 4 adds n/4 main and n/4 indexer entries,
- * ratio 128 adds n/128 main entries; the compressors keep f32 state of 2 windows. */
+ * ratio 128 adds n/128 main entries; the compressors keep f32 state of 2 windows.
+ * This is what the runtime stores in the faithful mode (bf16 caches; it adds only
+ * chunk rows after each ring and one spare entry per cache, core_seq_state_bytes);
+ * the exact and smooth modes keep f32 caches, twice `cache`. */
 static struct kv kv_bytes(const struct core_config *c, uint64_t n)
 {
 	struct kv r = {0, 0};
@@ -194,7 +197,7 @@ int cli_cmd_plan(int argc, char **argv)
 	printf("\nGPU%s:\n", o.vram ? "" : " (no --vram given: the minimum for this context)");
 	row("resident weights (incl. head)", resident, "");
 	snprintf(b2, sizeof b2, "KV state at %s tokens", cli_fmt_count(b1, sizeof b1, (uint64_t)o.ctx));
-	row(b2, kv.cache, "");
+	row(b2, kv.cache, "bf16 (faithful; exact/smooth: x2)");
 	row("compressor state", kv.state, "");
 	snprintf(b2, sizeof b2, "workspace (estimate, chunk %" PRIu64 ")", chunk);
 	row(b2, ws, "");

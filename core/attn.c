@@ -12,10 +12,11 @@
 
 #include "model_impl.h"
 
-/* Compressor run (§8.5) over x for this call; emitted entries go straight into the
- * cache rows floor(p0/r) .. floor((p0+S)/r) - 1 and are post-processed there. */
+/* Compressor run (§8.5) over x for this call; emitted entries are pooled and
+ * post-processed in the f32 workspace ws.cu, then stored into the cache rows
+ * floor(p0/r) .. floor((p0+S)/r) - 1 (bf16 with KV16: already bf16 values there). */
 static void compressor(struct core_model *m, const struct core_comp *cp, const float *freq, float *K,
-		       float *G, float *cache, int indexer, int S, int p0)
+		       float *G, void *cache, int indexer, int S, int p0)
 {
 	struct kern *k = m->k;
 	struct core_ws *w = &m->ws;
@@ -25,7 +26,7 @@ static void compressor(struct core_model *m, const struct core_comp *cp, const f
 	k->gemm_f32(k, w->kt, cd, w->x, D, cp->wkv, cd, D, S);
 	k->gemm_f32(k, w->gt, cd, w->x, D, cp->wgate, cd, D, S);
 	const int w0 = p0 / r, n = (p0 + S) / r - w0;
-	float *u = cache + (size_t)w0 * d; /* [n, d] */
+	float *u = w->cu; /* [n, d], n <= S/4 + 1 */
 	k->compress(k, u, K, G, w->kt, w->gt, cp->ape, S, p0, r, d);
 	if (n == 0) return;
 	k->round(k, u, (size_t)n * d, m->nm);                      /* e = bf16(u) */
@@ -37,6 +38,7 @@ static void compressor(struct core_model *m, const struct core_comp *cp, const f
 		k->hadamard(k, u, n, d, m->nm);
 		k->qdq4(k, u, n, d, d, m->nm);
 	}
+	k->kv_store(k, (char *)cache + (size_t)w0 * d * m->kv_es, u, (size_t)n * d, m->kvnm);
 }
 
 /* Indexer (§8.6): fills the compressed part of the lists, columns [W, W + width). */
@@ -61,7 +63,7 @@ static void indexer(struct core_model *m, struct core_seq *sq, const struct core
 	for (int s0 = 0; s0 < S; s0 += sq->sc_rows) {
 		int ns = S - s0 < sq->sc_rows ? S - s0 : sq->sc_rows;
 		k->idx_score(k, sq->sc, ld_sc, w->qi + (size_t)s0 * HI * dI, w->wi + (size_t)s0 * HI,
-			     st->icache, n, ns, HI, dI, m->nm);
+			     st->icache, n, ns, HI, dI, m->kvnm);
 		k->topk(k, sq->idx + (size_t)s0 * list_w + W, list_w, sq->sc, ld_sc, ns, n, p0 + s0, 4,
 			c->index_topk, width, offset);
 	}
@@ -114,12 +116,15 @@ int core_attention(struct core_model *m, struct core_seq *sq, const struct core_
 	k->head_rms(k, w->q, S * H, dh, m->eps_n, m->nm);
 	k->rope(k, w->q, S, HD, H, dh, dn, dr, b->freq, p0, 1, 0, m->nm);
 
-	/* 8.2 kv path, into the chunk rows after the ring */
-	float *kv = st->ring + (size_t)W * dh;
-	k->gemm_fp8(k, kv, dh, w->x, D, &b->wkv, S, m->nm);
-	k->rmsnorm(k, kv, kv, b->kv_norm, S, dh, m->eps_n, m->nm);
-	k->rope(k, kv, S, dh, 1, dh, dn, dr, b->freq, p0, 1, 0, m->nm);
-	k->qdq8(k, kv, S, dh, dn, 64, m->nm);
+	/* 8.2 kv path in f32, then stored into the chunk rows after the ring */
+	const size_t row = (size_t)dh * m->kv_es; /* bytes of a cache row */
+	float *kvf = w->kvf;
+	char *ring = st->ring, *kv = ring + (size_t)W * row;
+	k->gemm_fp8(k, kvf, dh, w->x, D, &b->wkv, S, m->nm);
+	k->rmsnorm(k, kvf, kvf, b->kv_norm, S, dh, m->eps_n, m->nm);
+	k->rope(k, kvf, S, dh, 1, dh, dn, dr, b->freq, p0, 1, 0, m->nm);
+	k->qdq8(k, kvf, S, dh, dn, 64, m->nm);
+	k->kv_store(k, kv, kvf, (size_t)S * dh, m->kvnm);
 
 	/* 8.7 lists; 8.6 indexer (ratio 4) fills their compressed part */
 	const int ncmp = r ? (p0 + S) / r : 0;
@@ -134,11 +139,11 @@ int core_attention(struct core_model *m, struct core_seq *sq, const struct core_
 
 	/* 8.8 sparse attention */
 	struct kern_kv kvd = { st->ring, W + S, st->ccache, ncmp };
-	k->attn(k, w->o, w->q, &kvd, sq->idx, list_w, b->sink, S, H, dh, m->tau, m->nm);
+	k->attn(k, w->o, w->q, &kvd, sq->idx, list_w, b->sink, S, H, dh, m->tau, m->kvnm);
 
 	/* 8.4 ring: the last W tokens of the call go to their slots */
 	for (int t = p0 + S - W > p0 ? p0 + S - W : p0; t < p0 + S; t++)
-		k->copy(k, st->ring + (size_t)(t % W) * dh, kv + (size_t)(t - p0) * dh, (size_t)dh * sizeof(float));
+		k->copy(k, ring + (size_t)(t % W) * row, kv + (size_t)(t - p0) * row, row);
 
 	/* 8.9 output path */
 	k->rope(k, w->o, S, HD, H, dh, dn, dr, b->freq, p0, 1, 1, m->nm);

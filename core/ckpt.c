@@ -389,6 +389,13 @@ static int open_shard(struct core_ckpt *ck, int si, const struct core_ckpt_opts 
 			return core_err_set(e, -errno, s->path, NULL, "retry with headers only (no mmap)",
 					    "mmap of %" PRIu64 " bytes failed: %s", s->size, strerror(errno));
 		s->map = m;
+#ifdef MADV_HUGEPAGE
+		/* expert bytes stream through the FP4 kernels: where the kernel can back
+		 * file pages with 2 MiB folios (large-folio page cache, read-only THP for
+		 * files) this asks for them on the pages read from now on; refused or
+		 * ignored elsewhere, which is fine (4 KiB pages) */
+		madvise(m, (size_t)s->size, MADV_HUGEPAGE);
+#endif
 	}
 	return 0;
 }

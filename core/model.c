@@ -197,6 +197,8 @@ static int ws_alloc(struct core_model *m, struct nv_err *e)
 	A(w->og, S * c->o_groups * c->o_lora_rank);
 	A(w->kt, S * 2 * dmax);
 	A(w->gt, S * 2 * dmax);
+	A(w->kvf, S * c->head_dim);
+	A(w->cu, (S / 4 + 2) * dmax);
 	A(w->qi, S * c->index_n_heads * c->index_head_dim);
 	A(w->wi, S * c->index_n_heads);
 	A(w->gl, S * c->n_routed_experts);
@@ -236,7 +238,7 @@ static void ws_free(struct core_model *m)
 	struct kern *k = m->k;
 	struct core_ws *w = &m->ws;
 	float *b[] = { w->X, w->Xn, w->Z, w->x, w->a, w->post, w->comb, w->qa, w->q, w->o, w->og, w->kt,
-		       w->gt, w->qi, w->wi, w->gl, w->wts, w->acc, w->eacc, w->la_wts, w->g, w->u, w->h, w->sh, w->y, w->logits };
+		       w->gt, w->kvf, w->cu, w->qi, w->wi, w->gl, w->wts, w->acc, w->eacc, w->la_wts, w->g, w->u, w->h, w->sh, w->y, w->logits };
 	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) k->free(k, b[i]);
 	k->free(k, w->ids);
 	k->free(k, w->la_ids);
@@ -266,6 +268,9 @@ int core_model_create(const struct core_ckpt *ck, struct kern *k, const struct c
 	m->numeric = o ? o->numeric : CORE_NUM_FAITHFUL;
 	m->nm = m->numeric == CORE_NUM_FAITHFUL ? (KERN_RND | KERN_QNT)
 		: m->numeric == CORE_NUM_EXACT ? KERN_QNT : 0;
+	/* bf16 caches exactly when every stored value is a bf16 value (kernels/kern.h) */
+	m->kvnm = m->nm & KERN_RND ? m->nm | KERN_KV16 : m->nm;
+	m->kv_es = m->kvnm & KERN_KV16 ? 2 : 4;
 	m->max_chunk = o && o->max_chunk > 0 ? o->max_chunk : 64;
 	m->chunk = m->max_chunk;
 	m->nblocks = core_cfg_nblocks(c);
@@ -400,17 +405,18 @@ int core_seq_create(struct core_model *m, int ctx, struct core_seq **out, struct
 		struct core_bstate *b = &sq->b[i];
 		int r = c->compress_ratios[i];
 #define A(p, n) do { (p) = k->alloc(k, (size_t)(n) * 4); fail |= !(p); } while (0)
-		A(b->ring, (W + S) * dh);
+#define AC(p, n) do { (p) = k->alloc(k, (size_t)(n) * m->kv_es); fail |= !(p); } while (0)
+		AC(b->ring, (W + S) * dh);
 		if (r > 0) {
 			int cc = r == 4 ? 2 : 1;
-			A(b->ccache, (size_t)(ctx / r + 1) * dh);
+			AC(b->ccache, (size_t)(ctx / r + 1) * dh);
 			A(b->cK, (size_t)cc * r * cc * dh);
 			A(b->cG, (size_t)cc * r * cc * dh);
 			cmp_w = imax(cmp_w, r == 4 ? c->index_topk : ctx / r);
 		}
 		if (r == 4) {
 			any4 = 1;
-			A(b->icache, (size_t)(ctx / 4 + 1) * dI);
+			AC(b->icache, (size_t)(ctx / 4 + 1) * dI);
 			A(b->iK, 8 * 2 * dI);
 			A(b->iG, 8 * 2 * dI);
 		}
@@ -427,6 +433,7 @@ int core_seq_create(struct core_model *m, int ctx, struct core_seq **out, struct
 		A(sq->sc, (size_t)sq->sc_rows * ncol);
 	}
 #undef A
+#undef AC
 	if (fail) {
 		core_seq_destroy(sq);
 		return core_err_set(e, NV_ENOMEM, "seq", "state", "use a smaller --ctx",
@@ -444,7 +451,7 @@ void core_seq_destroy(struct core_seq *sq)
 	if (sq->b)
 		for (int i = 0; i < sq->m->nblocks; i++) {
 			struct core_bstate *b = &sq->b[i];
-			float *p[] = { b->ring, b->ccache, b->cK, b->cG, b->icache, b->iK, b->iG };
+			void *p[] = { b->ring, b->ccache, b->cK, b->cG, b->icache, b->iK, b->iG };
 			for (size_t j = 0; j < sizeof p / sizeof p[0]; j++) k->free(k, p[j]);
 		}
 	k->free(k, sq->idx);
@@ -481,3 +488,28 @@ void core_seq_reset(struct core_seq *sq)
 }
 
 int core_seq_pos(const struct core_seq *sq) { return sq->pos; }
+
+size_t core_seq_state_bytes(const struct core_seq *sq, size_t *cache_bytes)
+{
+	const struct core_model *m = sq->m;
+	const struct core_config *c = &m->c;
+	const size_t W = c->sliding_window, dh = c->head_dim, dI = c->index_head_dim, S = m->max_chunk;
+	const size_t ctx = sq->ctx, es = m->kv_es;
+	size_t cache = 0, st = 0;
+	for (int i = 0; i < m->nblocks; i++) {
+		size_t r = c->compress_ratios[i], cc = r == 4 ? 2 : 1;
+		cache += (W + S) * dh * es;
+		if (r > 0) {
+			cache += (ctx / r + 1) * dh * es;
+			st += 2 * cc * r * cc * dh * 4;
+		}
+		if (r == 4) {
+			cache += (ctx / 4 + 1) * dI * es;
+			st += 2 * 8 * 2 * dI * 4;
+		}
+	}
+	if (cache_bytes) *cache_bytes = cache;
+	return cache + st;
+}
+
+size_t core_model_kv_elem_bytes(const struct core_model *m) { return m->kv_es; }

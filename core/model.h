@@ -86,6 +86,15 @@ int core_seq_create(struct core_model *m, int ctx, struct core_seq **out, struct
 void core_seq_destroy(struct core_seq *sq);
 void core_seq_reset(struct core_seq *sq);
 int core_seq_pos(const struct core_seq *sq); /* next position of the main model */
+/* Bytes of a sequence's attention state as allocated (MODEL.md §13.1 layout): per
+ * block the ring (W slots + max_chunk rows for the chunk being processed), the
+ * compressed caches (ctx/r + 1 entries; indexer ctx/4 + 1) and the f32 compressor
+ * states.  Cache elements are bf16 in the faithful mode (every stored value is a
+ * bf16 value, so this is lossless) and f32 in exact/smooth.  *cache_bytes (may be
+ * NULL) gets the ring + cache part alone.  Index lists and scores are not counted. */
+size_t core_seq_state_bytes(const struct core_seq *sq, size_t *cache_bytes);
+/* 2 (bf16 caches) or 4 (f32). */
+size_t core_model_kv_elem_bytes(const struct core_model *m);
 
 /* Outputs of one forward call (host memory, owned by the caller). */
 struct core_fwd_io {

@@ -49,6 +49,8 @@ struct core_ws {
 	float *q, *o;         /* [S, H*d_h] */
 	float *og;            /* [S, G*R] */
 	float *kt, *gt;       /* [S, 2*max(d_h, d_I)] compressor projections */
+	float *kvf;           /* [S, d_h] the chunk's kv (f32) before it is stored in the ring */
+	float *cu;            /* [S/4 + 2, max(d_h, d_I)] entries emitted by a compressor call (f32) */
 	float *qi;            /* [S, H_I*d_I] */
 	float *wi;            /* [S, H_I] */
 	float *gl;            /* [S, E] gate logits */
@@ -79,6 +81,8 @@ struct core_model {
 	const struct core_ckpt *ck;
 	struct kern *k;
 	unsigned nm;                 /* KERN_RND | KERN_QNT per numeric mode */
+	unsigned kvnm;               /* nm | KERN_KV16 when RND (bf16 caches), else nm */
+	size_t kv_es;                /* bytes per cache element: 2 (KV16) or 4 */
 	enum core_numeric numeric;
 	int max_chunk, chunk;
 	int nblocks;
@@ -96,12 +100,13 @@ struct core_model {
 	struct core_ws ws;
 };
 
-/* Per-block sequence state. */
+/* Per-block sequence state.  Cache elements (ring, ccache, icache) are kv_es bytes:
+ * bf16 with KERN_KV16, else f32; the compressor states are always f32 (§8.5.4). */
 struct core_bstate {
-	float *ring;                 /* [W + max_chunk, d_h]: W ring slots, then the chunk's kv */
-	float *ccache;               /* [ctx/r, d_h] */
+	void *ring;                  /* [W + max_chunk, d_h]: W ring slots, then the chunk's kv */
+	void *ccache;                /* [ctx/r + 1, d_h] */
 	float *cK, *cG;              /* [c*r, c*d_h] */
-	float *icache;               /* [ctx/4, d_I] */
+	void *icache;                /* [ctx/4 + 1, d_I] */
 	float *iK, *iG;              /* [8, 2*d_I] */
 };
 

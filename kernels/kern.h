@@ -32,6 +32,14 @@
  *     KERN_QNT  activation quantisation: act_quant(128) before FP8/FP4 GEMMs,
  *               the KV FP8 simulation (qdq8) and the indexer FP4 simulation (qdq4).
  *   faithful = RND|QNT, exact = QNT (golden `exact`), smooth = 0 (golden `smooth`).
+ *     KERN_KV16 (only in the `nm` of kv_store, idx_score and attn): the KV
+ *               caches - window rings, compressed caches, indexer caches - hold
+ *               bf16 (uint16 bit patterns, MODEL.md §13.1) instead of f32.  core
+ *               sets it exactly when the model runs with RND: every value it
+ *               stores is then already a bf16 value, so the narrow layout is
+ *               lossless and results are bitwise those of the f32 layout.  The
+ *               element type of a cache is fixed when its memory is allocated;
+ *               "cache rows" below have head_dim (or d_I) elements of that type.
  *   Without QNT an FP8/FP4 GEMM multiplies the activation itself with the
  *   dequantised weights.  F32 GEMMs (gate, compressor, head) never round.
  *   The attention softmax is always processed in 64-entry blocks in list order
@@ -56,7 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { KERN_RND = 1, KERN_QNT = 2 };
+enum { KERN_RND = 1, KERN_QNT = 2, KERN_KV16 = 4 };
 
 /* FP8 linear [n, k]: w E4M3 [n, k], s E8M0 [ceil(n/128), ceil(k/128)] (B memory). */
 struct kern_fp8w {
@@ -78,11 +86,12 @@ struct kern_expert {
 
 /* The KV array of one attention call (§8.7): list entry j < n_win addresses
  * win[j], n_win <= j < n_win + n_cmp addresses cmp[j - n_win]; -1 = masked.
- * Rows have head_dim floats. */
+ * Rows have head_dim elements: bf16 (uint16) when the call's nm has KERN_KV16,
+ * else float. */
 struct kern_kv {
-	const float *win;
+	const void *win;
 	int n_win;
-	const float *cmp;
+	const void *cmp;
 	int n_cmp;
 };
 
@@ -186,11 +195,18 @@ struct kern {
 	void (*compress)(struct kern *k, float *u, float *Kst, float *Gst, const float *kt,
 			 const float *gt, const float *ape, int S, int p0, int r, int d);
 
+	/* ---- KV caches ---- */
+	/* dst[i] = src[i] for i < n into cache memory: with KV16 dst is uint16 and
+	 * gets bf16(src[i]) (RNE; exact for the bf16 values core stores), else dst is
+	 * float and gets the bits of src[i].  dst (cache rows) and src (f32) are B. */
+	void (*kv_store)(struct kern *k, void *dst, const float *src, size_t n, unsigned nm);
+
 	/* ---- indexer (§8.6) ---- */
 	/* sc[s*ld_sc + t] = rnd( Σ_h rnd( max(rnd(q[s,h]·ic[t]), 0) · w[s, h] ) ) for
-	 * t < n.  q [S, HI*dI], w [S, HI], ic [n, dI]. */
+	 * t < n.  q [S, HI*dI], w [S, HI], ic [n, dI] cache rows (bf16 with KV16, else
+	 * f32; the arithmetic is the same on the widened values). */
 	void (*idx_score)(struct kern *k, float *sc, int ld_sc, const float *q, const float *w,
-			  const float *ic, int n, int S, int HI, int dI, unsigned nm);
+			  const void *ic, int n, int S, int HI, int dI, unsigned nm);
 	/* Top-k per row (§8.6, §10.7): row s sees t < nv = min(n, floor((p0+s+1)/r));
 	 * kk = min(kmax, nv) entries of largest sc, descending, ties to the lower t;
 	 * idx[s*ld_idx + j] = sel_j + offset for j < kk, -1 for kk <= j < width. */
@@ -200,7 +216,8 @@ struct kern {
 	/* ---- sparse attention with sink (§8.8) ---- */
 	/* o[s, h*dh ..] = attention of q[s, h*dh ..] over the list idx[s*n_idx .. +n_idx)
 	 * (entries into kv, -1 masked; the first entry of every list is valid), scale
-	 * tau, sink[h] (f32 [H]) in the denominator, 64-entry blocks; output rnd(). */
+	 * tau, sink[h] (f32 [H]) in the denominator, 64-entry blocks; output rnd().
+	 * kv rows are bf16 with KV16 (widened exactly, same arithmetic), else f32. */
 	void (*attn)(struct kern *k, float *o, const float *q, const struct kern_kv *kv,
 		     const int32_t *idx, int n_idx, const float *sink, int S, int H, int dh,
 		     float tau, unsigned nm);

@@ -19,6 +19,23 @@ for k in ["decode_tok_s", "prefill_tok_s", "fp4_kernel_gbs", "mem_bw_gbs"]:
     if not (j[k] > 0): sys.exit("FAIL: %s = %s, expected > 0" % (k, j[k]))
 r = j["fp4_kernel_gbs"] / j["mem_bw_gbs"]
 if abs(r - j["fp4_fraction_of_mem_bw"]) > 1e-9 * r: sys.exit("FAIL: fraction got %s expected %s" % (j["fp4_fraction_of_mem_bw"], r))
+# the same experts read in place from the mmapped checkpoint; ratios against copy and read
+if not (j.get("fp4_mmap_gbs", 0) > 0): sys.exit("FAIL: fp4_mmap_gbs = %s, expected > 0" % j.get("fp4_mmap_gbs"))
+for f, num, den in [("fp4_fraction_of_mem_read", "fp4_kernel_gbs", "mem_read_gbs"),
+                    ("fp4_mmap_fraction_of_mem_bw", "fp4_mmap_gbs", "mem_bw_gbs"),
+                    ("fp4_mmap_fraction_of_mem_read", "fp4_mmap_gbs", "mem_read_gbs")]:
+    r = j[num] / j[den]
+    if abs(r - j[f]) > 1e-9 * r: sys.exit("FAIL: %s got %s expected %s" % (f, j[f], r))
+# per-repetition paired ratio: positive, best >= median >= worst
+pb, pm, pw = (j.get("fp4_paired_fraction_of_mem_read" + x, 0) for x in ("", "_median", "_worst"))
+if not (pb >= pm >= pw > 0): sys.exit("FAIL: paired ratio best/median/worst %s %s %s" % (pb, pm, pw))
+# THP mode: the bracketed word of the kernel's setting, or "unavailable"
+try:
+    t = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    thp = t[t.index("[") + 1:t.index("]")]
+except (OSError, ValueError):
+    thp = "unavailable"
+if j.get("thp") != thp: sys.exit("FAIL: thp got %r expected %r" % (j.get("thp"), thp))
 # tiny-a: 6 layers x 8 experts of D=256, F=128 -> bytes per expert 3*F*D/2 + 3*F*D/32
 exp = 3 * 128 * 256 / 2 + 3 * 128 * 256 / 32
 if j["fp4_bytes_per_expert"] != exp: sys.exit("FAIL: bytes per expert got %s expected %s" % (j["fp4_bytes_per_expert"], exp))

@@ -604,6 +604,15 @@ static void t_indexer(void)
 		float *h1 = down(scd, (size_t)S * ld * 4);
 		snprintf(op, sizeof op, "idx_score row by row == batched (%s)", nmname(nm));
 		cmp(op, h1, h, S, n, ld, EXACT, 0);
+		if (nm & KERN_RND) { /* bf16 cache (KERN_KV16) holding the same bf16 values */
+			uint16_t *i16 = malloc((size_t)n * dI * 2);
+			for (size_t i = 0; i < (size_t)n * dI; i++) i16[i] = kern_f32_to_bf16(ic[i]);
+			void *i16d = dup(i16, (size_t)n * dI * 2);
+			G->idx_score(G, scd, ld, qd, wd, i16d, n, S, HI, dI, nm | KERN_KV16);
+			float *h2 = down(scd, (size_t)S * ld * 4);
+			cmp("idx_score bf16 cache == f32 cache (faithful)", h2, h, S, n, ld, EXACT, 0);
+			free(h2); free(i16); G->free(G, i16d);
+		}
 		free(h); free(h1); free(q); free(w); free(ic); free(sc);
 		G->free(G, qd); G->free(G, wd); G->free(G, icd); G->free(G, scd);
 	}
@@ -669,6 +678,31 @@ static void t_attn(void)
 			float *h1 = down(od, (size_t)S * H * dh * 4);
 			snprintf(op, sizeof op, "attn row by row == batched (%s)", nmname(nm));
 			cmp(op, h1, h, S * H, dh, dh, EXACT, 0);
+			if (nm & KERN_RND) { /* bf16 kv (KERN_KV16) holding the same bf16 values */
+				uint16_t *w16 = malloc((size_t)nwin * dh * 2), *c16 = malloc((size_t)ncmp * dh * 2);
+				for (size_t i = 0; i < (size_t)nwin * dh; i++) w16[i] = kern_f32_to_bf16(win[i]);
+				for (size_t i = 0; i < (size_t)ncmp * dh; i++) c16[i] = kern_f32_to_bf16(cmpv[i]);
+				void *w16d = dup(w16, (size_t)nwin * dh * 2), *c16d = dup(c16, (size_t)ncmp * dh * 2);
+				struct kern_kv k16 = { w16d, nwin, c16d, ncmp };
+				G->attn(G, od, qd, &k16, idxd, nidx, sinkd, S, H, dh, tau, nm | KERN_KV16);
+				float *h2 = down(od, (size_t)S * H * dh * 4);
+				snprintf(op, sizeof op, "attn dh=%d bf16 kv == f32 kv (%s)", dh, nmname(nm));
+				cmp(op, h2, h, S * H, dh, dh, EXACT, 0);
+				/* kv_store: bf16 RNE bits of values that are not all bf16 */
+				float *src = fvec(1000, 3, 0);
+				void *srcd = dup(src, 4000), *dst = G->alloc(G, 2000);
+				G->kv_store(G, dst, srcd, 1000, nm | KERN_KV16);
+				uint16_t *b16 = down(dst, 2000);
+				for (int i = 0; i < 1000; i++)
+					if (b16[i] != kern_f32_to_bf16(src[i])) {
+						fprintf(stderr, "FAIL kv_store KV16 [%d]: got 0x%04x expected 0x%04x\n", i, b16[i],
+							kern_f32_to_bf16(src[i]));
+						tu_failures++;
+						break;
+					}
+				free(h2); free(w16); free(c16); free(src); free(b16);
+				G->free(G, w16d); G->free(G, c16d); G->free(G, srcd); G->free(G, dst);
+			}
 			free(h); free(h1); free(q); free(win); free(cmpv); free(sink); free(idx); free(o);
 			void *ds[] = { qd, wind, cmpd, sinkd, idxd, od };
 			for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) G->free(G, ds[i]);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/model_impl.h"
+#include "kernels/numeric.h"
 #include "testutil.h"
 
 static char g_tmp[256];
@@ -179,22 +180,29 @@ static void snap_state(struct env *v, struct snap *s, int S)
 	s->n = n;
 	float *o = s->buf;
 #define CP(src, cnt) do { memcpy(o, (src), (cnt) * sizeof(float)); o += (cnt); } while (0)
+	/* cache rows: bf16 in the faithful mode (core_model_kv_elem_bytes), widened */
+#define CPC(src, cnt) do { \
+		if (core_model_kv_elem_bytes(m) == 2) \
+			for (size_t i_ = 0; i_ < (cnt); i_++) o[i_] = kern_bf16_to_f32(((const uint16_t *)(src))[i_]); \
+		else memcpy(o, (src), (cnt) * sizeof(float)); \
+		o += (cnt); } while (0)
 	for (int i = 0; i < m->nblocks; i++) {
 		struct core_bstate *b = &v->sq->b[i];
 		int r = c->compress_ratios[i], cc = r == 4 ? 2 : 1;
-		CP(b->ring, W * dh); /* ring slots (positions < S) */
+		CPC(b->ring, W * dh); /* ring slots (positions < S) */
 		if (r) {
-			CP(b->ccache, (size_t)(S / r) * dh);
+			CPC(b->ccache, (size_t)(S / r) * dh);
 			CP(b->cK, (size_t)cc * r * cc * dh);
 			CP(b->cG, (size_t)cc * r * cc * dh);
 		}
 		if (r == 4) {
-			CP(b->icache, (size_t)(S / 4) * dI);
+			CPC(b->icache, (size_t)(S / 4) * dI);
 			CP(b->iK, 16 * dI);
 			CP(b->iG, 16 * dI);
 		}
 	}
 #undef CP
+#undef CPC
 }
 
 static int same_state(const char *what, const struct snap *a, const struct snap *b)
@@ -240,6 +248,22 @@ static void test_state(struct core_ckpt *ck)
 
 /* P4 ring contents: slot j holds the kv of the latest position p < 37 with p mod 32
  * == j; the kv of position p is ring slot p mod 32 right after step p. */
+/* Block 0's ring slot j widened to f32 (the cache holds bf16 in the faithful mode). */
+static void ring_row(struct env *v, int j, float *out)
+{
+	const size_t dh = v->c->head_dim, es = core_model_kv_elem_bytes(v->m);
+	const char *r = (const char *)v->sq->b[0].ring + (size_t)j * dh * es;
+	for (size_t i = 0; i < dh; i++) {
+		if (es == 2) {
+			uint16_t h;
+			memcpy(&h, r + 2 * i, 2);
+			out[i] = kern_bf16_to_f32(h);
+		} else {
+			memcpy(&out[i], r + 4 * i, 4);
+		}
+	}
+}
+
 static void test_ring(struct core_ckpt *ck)
 {
 	struct env v;
@@ -251,16 +275,18 @@ static void test_ring(struct core_ckpt *ck)
 	float *kvp = malloc(sizeof(float) * S * dh); /* block 0's kv per position */
 	for (int p = 0; p < S; p++) {
 		run(&v, tok + p, 1, p, 1, lg, NULL);
-		memcpy(kvp + (size_t)p * dh, v.sq->b[0].ring + (size_t)(p % W) * dh, sizeof(float) * dh);
+		ring_row(&v, p % W, kvp + (size_t)p * dh);
 	}
 	run(&v, tok, S, 0, S, lg, NULL); /* P4 as one prefill */
+	float *row = malloc(sizeof(float) * dh);
 	for (int j = 0; j < W; j++) {
 		int p = j < 5 ? 32 + j : j;
 		char what[64];
 		snprintf(what, sizeof what, "P4 ring slot %d = position %d", j, p);
-		same(what, v.sq->b[0].ring + (size_t)j * dh, kvp + (size_t)p * dh, dh);
+		ring_row(&v, j, row);
+		same(what, row, kvp + (size_t)p * dh, dh);
 	}
-	free(tok); free(lg); free(kvp);
+	free(tok); free(lg); free(kvp); free(row);
 	env_close(&v);
 }
 

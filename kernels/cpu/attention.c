@@ -4,14 +4,17 @@
  * Tasks over (token, head) pairs; dot products and P·V updates use the isa's
  * vector loops (fixed order per head). */
 #include <math.h>
+#include <string.h>
 
 #include "cpu.h"
 
 #define ABLK 64
 
-static inline const float *kv_row(const struct kern_kv *kv, int j, int dh)
+/* row j of the KV array; es = element bytes (2 with KV16, else 4) */
+static inline const void *kv_row(const struct kern_kv *kv, int j, int dh, size_t es)
 {
-	return j < kv->n_win ? kv->win + (size_t)j * dh : kv->cmp + (size_t)(j - kv->n_win) * dh;
+	return j < kv->n_win ? (const char *)kv->win + (size_t)j * dh * es
+			     : (const char *)kv->cmp + (size_t)(j - kv->n_win) * dh * es;
 }
 
 struct attn_ctx {
@@ -32,6 +35,8 @@ static void attn_head(const struct attn_ctx *c, int s, int h, float *acc)
 	const struct cpu_isa *isa = cpu_isa(c->k);
 	const int dh = c->dh, n_idx = c->n_idx;
 	const struct kern_kv *kv = c->kv;
+	const int kv16 = (c->nm & KERN_KV16) != 0;
+	const size_t es = kv16 ? 2 : 4;
 	const int32_t *I = c->idx + (size_t)s * n_idx;
 	const float *qh = c->q + (size_t)s * c->H * dh + (size_t)h * dh;
 	float sj[ABLK];
@@ -43,7 +48,8 @@ static void attn_head(const struct attn_ctx *c, int s, int h, float *acc)
 		for (int j = 0; j < nb; j++) {
 			int e = I[b0 + j];
 			if (e < 0) { sj[j] = -INFINITY; continue; }
-			sj[j] = isa->dot(qh, kv_row(kv, e, dh), dh) * c->tau;
+			const void *kr = kv_row(kv, e, dh, es);
+			sj[j] = (kv16 ? isa->dot16(qh, kr, dh) : isa->dot(qh, kr, dh)) * c->tau;
 			if (sj[j] > mb) mb = sj[j];
 		}
 		if (mb == -INFINITY) continue; /* only padding so far */
@@ -53,7 +59,9 @@ static void attn_head(const struct attn_ctx *c, int s, int h, float *acc)
 			if (sj[j] == -INFINITY) continue;
 			float p = expf(sj[j] - mb);
 			psum += p;
-			isa->axpy(acc, cpu_rnd(p, c->nm), kv_row(kv, I[b0 + j], dh), dh);
+			const void *kr = kv_row(kv, I[b0 + j], dh, es);
+			if (kv16) isa->axpy16(acc, cpu_rnd(p, c->nm), kr, dh);
+			else isa->axpy(acc, cpu_rnd(p, c->nm), kr, dh);
 		}
 		l = l * alpha + psum;
 		m = mb;
@@ -75,4 +83,15 @@ void cpu_attn(struct kern *k, float *o, const float *q, const struct kern_kv *kv
 {
 	struct attn_ctx c = { k, o, q, kv, idx, n_idx, sink, H, dh, tau, nm };
 	cpu_par(k, S * H, 1, 2.0 * S * H * n_idx * dh, attn_pairs, &c);
+}
+
+void cpu_kv_store(struct kern *k, void *dst, const float *src, size_t n, unsigned nm)
+{
+	(void)k;
+	if (!(nm & KERN_KV16)) {
+		if (n && dst != (const void *)src) memmove(dst, src, n * sizeof(float));
+		return;
+	}
+	uint16_t *d = dst;
+	for (size_t i = 0; i < n; i++) d[i] = kern_f32_to_bf16(src[i]);
 }

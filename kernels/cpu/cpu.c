@@ -189,6 +189,7 @@ struct kern *kern_cpu_create_opts(const struct kern_cpu_opts *o)
 	k->hc_post = cpu_hc_post;
 	k->hc_head = cpu_hc_head;
 	k->compress = cpu_compress;
+	k->kv_store = cpu_kv_store;
 	k->idx_score = cpu_idx_score;
 	k->topk = cpu_topk;
 	k->attn = cpu_attn;

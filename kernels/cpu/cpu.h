@@ -101,7 +101,8 @@ void cpu_hc_head(struct kern *k, float *y, const float *X, const float *fn, cons
 		 const float *base, int S, int M, int D, float eps_n, float eps_h, unsigned nm);
 void cpu_compress(struct kern *k, float *u, float *Kst, float *Gst, const float *kt, const float *gt,
 		  const float *ape, int S, int p0, int r, int d);
-void cpu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const float *ic,
+void cpu_kv_store(struct kern *k, void *dst, const float *src, size_t n, unsigned nm);
+void cpu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const void *ic,
 		   int n, int S, int HI, int dI, unsigned nm);
 void cpu_topk(struct kern *k, int32_t *idx, int ld_idx, const float *sc, int ld_sc, int S, int n,
 	      int p0, int r, int kmax, int width, int offset);

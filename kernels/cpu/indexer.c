@@ -8,7 +8,8 @@ struct score_ctx {
 	struct kern *k;
 	float *sc;
 	int ld_sc;
-	const float *q, *w, *ic;
+	const float *q, *w;
+	const void *ic; /* [n, dI], bf16 with KV16 */
 	int n, HI, dI;
 	unsigned nm;
 };
@@ -22,17 +23,19 @@ static void score_items(void *vp, int a, int b, int tid)
 	for (int it = a; it < b; it++) {
 		int s = it / c->n, t = it % c->n;
 		const float *qs = c->q + (size_t)s * HI * dI, *ws = c->w + (size_t)s * HI;
-		const float *kt = c->ic + (size_t)t * dI;
+		const int kv16 = (c->nm & KERN_KV16) != 0;
+		const void *kt = (const char *)c->ic + (size_t)t * dI * (kv16 ? 2 : 4);
 		float tot = 0;
 		for (int h = 0; h < HI; h++) {
-			float v = cpu_rnd(isa->dot(qs + (size_t)h * dI, kt, dI), c->nm);
+			const float *qh = qs + (size_t)h * dI;
+			float v = cpu_rnd(kv16 ? isa->dot16(qh, kt, dI) : isa->dot(qh, kt, dI), c->nm);
 			tot += cpu_rnd((v > 0 ? v : 0) * ws[h], c->nm);
 		}
 		c->sc[(size_t)s * c->ld_sc + t] = cpu_rnd(tot, c->nm);
 	}
 }
 
-void cpu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const float *ic,
+void cpu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const void *ic,
 		   int n, int S, int HI, int dI, unsigned nm)
 {
 	if (n <= 0) return;

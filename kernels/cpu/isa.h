@@ -53,6 +53,11 @@ struct cpu_isa {
 	float (*actq)(const float *x, int n, float *q);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n); /* y += a·x */
+	/* dot and axpy on a bf16 row b / x (KV16 caches): the same operations in the
+	 * same order on the exactly widened values, so bitwise equal to dot / axpy on
+	 * the f32 copy of the row. */
+	float (*dot16)(const float *a, const uint16_t *b, int n);
+	void (*axpy16)(float *y, float a, const uint16_t *x, int n);
 };
 
 extern const struct cpu_isa cpu_isa_scalar;

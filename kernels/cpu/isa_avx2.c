@@ -497,6 +497,38 @@ static AVX2 void axpy_avx2(float *y, float a, const float *x, int n)
 	for (; i < n; i++) y[i] = __builtin_fmaf(a, x[i], y[i]);
 }
 
+/* 8 bf16 -> 8 f32 (exact) */
+AVX2_INLINE __m256 ld16(const uint16_t *p)
+{
+	__m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+	return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static AVX2 float dot16_avx2(const float *a, const uint16_t *b, int n)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int i = 0;
+	for (; i + 32 <= n; i += 32) {
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), ld16(b + i), a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), ld16(b + i + 8), a1);
+		a2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), ld16(b + i + 16), a2);
+		a3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), ld16(b + i + 24), a3);
+	}
+	for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), ld16(b + i), a0);
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+	for (; i < n; i++) r = __builtin_fmaf(a[i], kern_bf16_to_f32(b[i]), r);
+	return r;
+}
+
+static AVX2 void axpy16_avx2(float *y, float a, const uint16_t *x, int n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, ld16(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++) y[i] = __builtin_fmaf(a, kern_bf16_to_f32(x[i]), y[i]);
+}
+
 const struct cpu_isa cpu_isa_avx2 = {
 	.name = "avx2",
 	.fp8 = fp8_avx2,
@@ -507,6 +539,8 @@ const struct cpu_isa cpu_isa_avx2 = {
 	.actq = actq_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
+	.dot16 = dot16_avx2,
+	.axpy16 = axpy16_avx2,
 };
 
 #else

@@ -97,6 +97,18 @@ static void axpy_scalar(float *y, float a, const float *x, int n)
 	for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+static float dot16_scalar(const float *a, const uint16_t *b, int n)
+{
+	float acc = 0;
+	for (int i = 0; i < n; i++) acc += a[i] * kern_bf16_to_f32(b[i]);
+	return acc;
+}
+
+static void axpy16_scalar(float *y, float a, const uint16_t *x, int n)
+{
+	for (int i = 0; i < n; i++) y[i] += a * kern_bf16_to_f32(x[i]);
+}
+
 const struct cpu_isa cpu_isa_scalar = {
 	.name = "scalar",
 	.fp8 = fp8_scalar,
@@ -107,4 +119,6 @@ const struct cpu_isa cpu_isa_scalar = {
 	.actq = actq_scalar,
 	.dot = dot_scalar,
 	.axpy = axpy_scalar,
+	.dot16 = dot16_scalar,
+	.axpy16 = axpy16_scalar,
 };

@@ -13,8 +13,10 @@
 #define ATH 128
 #define AMAXE 8 /* head_dim <= ATH * AMAXE */
 
-__global__ void __launch_bounds__(ATH) k_attn(float *o, const float *q, const float *win, int n_win,
-					       const float *cmp, const int32_t *idx, int n_idx, const float *sink,
+/* T: the KV element type (float, or uint16_t bf16 with KERN_KV16), widened exactly */
+template <typename T>
+__global__ void __launch_bounds__(ATH) k_attn(float *o, const float *q, const T *win, int n_win,
+					       const T *cmp, const int32_t *idx, int n_idx, const float *sink,
 					       int H, int dh, float tau, unsigned nm)
 {
 	extern __shared__ float qs[]; /* [dh] */
@@ -39,9 +41,9 @@ __global__ void __launch_bounds__(ATH) k_attn(float *o, const float *q, const fl
 				if (lane == 0) sj[j] = -INFINITY;
 				continue;
 			}
-			const float *kr = e < n_win ? win + (size_t)e * dh : cmp + (size_t)(e - n_win) * dh;
+			const T *kr = e < n_win ? win + (size_t)e * dh : cmp + (size_t)(e - n_win) * dh;
 			float dot = 0.0f;
-			for (int i = lane; i < dh; i += 32) dot = fmaf(qs[i], kr[i], dot);
+			for (int i = lane; i < dh; i += 32) dot = fmaf(qs[i], d_kv(kr, i), dot);
 			dot = warp_sum(dot);
 			if (lane == 0) sj[j] = __fmul_rn(dot, tau);
 		}
@@ -76,8 +78,8 @@ __global__ void __launch_bounds__(ATH) k_attn(float *o, const float *q, const fl
 			for (int j = 0; j < nb; j++) {
 				const int e = ej[j];
 				if (e < 0 || sj[j] == -INFINITY) continue;
-				const float *kr = e < n_win ? win + (size_t)e * dh : cmp + (size_t)(e - n_win) * dh;
-				a = __fadd_rn(a, __fmul_rn(pr[j], kr[i]));
+				const T *kr = e < n_win ? win + (size_t)e * dh : cmp + (size_t)(e - n_win) * dh;
+				a = __fadd_rn(a, __fmul_rn(pr[j], d_kv(kr, i)));
 			}
 			acc[jj] = a;
 		}
@@ -104,7 +106,34 @@ void cu_attn(struct kern *k, float *o, const float *q, const struct kern_kv *kv,
 		abort();
 	}
 	dim3 grid(H, S);
-	k_attn<<<grid, ATH, (size_t)dh * sizeof(float), cu_of(k)->st>>>(o, q, kv->win, kv->n_win, kv->cmp, idx, n_idx,
-									 sink, H, dh, tau, nm);
+	const size_t smem = (size_t)dh * sizeof(float);
+	if (nm & KERN_KV16)
+		k_attn<uint16_t><<<grid, ATH, smem, cu_of(k)->st>>>(o, q, (const uint16_t *)kv->win, kv->n_win,
+								    (const uint16_t *)kv->cmp, idx, n_idx, sink, H, dh,
+								    tau, nm);
+	else
+		k_attn<float><<<grid, ATH, smem, cu_of(k)->st>>>(o, q, (const float *)kv->win, kv->n_win,
+								 (const float *)kv->cmp, idx, n_idx, sink, H, dh, tau, nm);
 	cu_after_launch(k, "attn");
+}
+
+/* KV cache store (kern.h kv_store): bf16 RNE with KV16 (d_rbf16's bits), else a copy */
+__global__ void k_kv_store16(uint16_t *dst, const float *src, size_t n)
+{
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		dst[i] = (uint16_t)(__float_as_uint(d_rbf16(src[i])) >> 16);
+}
+
+void cu_kv_store(struct kern *k, void *dst, const float *src, size_t n, unsigned nm)
+{
+	if (!n) return;
+	if (!(nm & KERN_KV16)) {
+		if (dst != (const void *)src)
+			CU_CALL(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, cu_of(k)->st));
+		return;
+	}
+	size_t blocks = (n + 255) / 256;
+	if (blocks > 4096) blocks = 4096;
+	k_kv_store16<<<(unsigned)blocks, 256, 0, cu_of(k)->st>>>((uint16_t *)dst, src, n);
+	cu_after_launch(k, "kv_store");
 }

@@ -371,6 +371,7 @@ extern "C" int kern_cuda_create(int device, struct kern **out, char *msg, size_t
 	k->hc_post = cu_hc_post;
 	k->hc_head = cu_hc_head;
 	k->compress = cu_compress;
+	k->kv_store = cu_kv_store;
 	k->idx_score = cu_idx_score;
 	k->topk = cu_topk;
 	k->attn = cu_attn;

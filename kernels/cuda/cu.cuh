@@ -93,6 +93,10 @@ static __device__ __forceinline__ float d_rnd(float v, unsigned nm) { return (nm
 
 static __device__ __forceinline__ float d_bf16(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
+/* a KV cache element widened to f32 (exact): float rows, or bf16 rows with KERN_KV16 */
+static __device__ __forceinline__ float d_kv(const float *p, size_t i) { return p[i]; }
+static __device__ __forceinline__ float d_kv(const uint16_t *p, size_t i) { return d_bf16(p[i]); }
+
 static __device__ __forceinline__ float d_e8m0(uint8_t b)
 {
 	if (b == 0xFF) return __uint_as_float(0x7fc00000u);
@@ -266,11 +270,12 @@ void cu_hc_head(struct kern *k, float *y, const float *X, const float *fn, const
 void cu_compress(struct kern *k, float *u, float *Kst, float *Gst, const float *kt, const float *gt,
 		 const float *ape, int S, int p0, int r, int d);
 /* indexer.cu */
-void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const float *ic,
+void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const void *ic,
 		  int n, int S, int HI, int dI, unsigned nm);
 void cu_topk(struct kern *k, int32_t *idx, int ld_idx, const float *sc, int ld_sc, int S, int n,
 	     int p0, int r, int kmax, int width, int offset);
 /* attention.cu */
+void cu_kv_store(struct kern *k, void *dst, const float *src, size_t n, unsigned nm);
 void cu_attn(struct kern *k, float *o, const float *q, const struct kern_kv *kv, const int32_t *idx,
 	     int n_idx, const float *sink, int S, int H, int dh, float tau, unsigned nm);
 /* moe.cu */

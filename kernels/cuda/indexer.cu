@@ -18,7 +18,9 @@
 #define IDX_EPB 32   /* entries per block (4 per warp) */
 #define TOPK_MAX 2048
 
-__global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w, const float *ic, int n, int HI,
+/* T: the indexer cache element type (float, or uint16_t bf16 with KERN_KV16) */
+template <typename T>
+__global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w, const T *ic, int n, int HI,
 			    int dI, unsigned nm)
 {
 	extern __shared__ float qs[]; /* [HI*dI] query heads, then [HI] weights */
@@ -30,10 +32,10 @@ __global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w
 	__syncthreads();
 	const int per = dI / 32; /* dI is a power of two >= 32 (TINY.md R3), <= 256 */
 	for (int t = blockIdx.x * IDX_EPB + wid; t < n && t < (blockIdx.x + 1) * IDX_EPB; t += nw) {
-		const float *kt = ic + (size_t)t * dI;
+		const T *kt = ic + (size_t)t * dI;
 		float kv[8];
 #pragma unroll
-		for (int m = 0; m < 8; m++) kv[m] = m < per ? kt[lane + 32 * m] : 0.0f;
+		for (int m = 0; m < 8; m++) kv[m] = m < per ? d_kv(kt, lane + 32 * m) : 0.0f;
 		float tot = 0.0f;
 		for (int h = 0; h < HI; h++) {
 			const float *qh = qs + (size_t)h * dI;
@@ -48,7 +50,7 @@ __global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w
 	}
 }
 
-void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const float *ic, int n,
+void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const float *w, const void *ic, int n,
 		  int S, int HI, int dI, unsigned nm)
 {
 	if (n <= 0 || S <= 0) return;
@@ -57,9 +59,16 @@ void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const fl
 		abort();
 	}
 	size_t smem = ((size_t)HI * dI + HI) * sizeof(float);
-	if (smem > 48 * 1024) CU_CALL(cudaFuncSetAttribute(k_idx_score, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 	dim3 grid((n + IDX_EPB - 1) / IDX_EPB, S);
-	k_idx_score<<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, ic, n, HI, dI, nm);
+	if (nm & KERN_KV16) {
+		if (smem > 48 * 1024)
+			CU_CALL(cudaFuncSetAttribute(k_idx_score<uint16_t>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+		k_idx_score<uint16_t><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const uint16_t *)ic, n, HI, dI, nm);
+	} else {
+		if (smem > 48 * 1024)
+			CU_CALL(cudaFuncSetAttribute(k_idx_score<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+		k_idx_score<float><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const float *)ic, n, HI, dI, nm);
+	}
 	cu_after_launch(k, "idx_score");
 }
 
