@@ -53,6 +53,7 @@ struct cli_opts {
 	int io;                   /* bench --io */
 	int prefetch;             /* 1 on (default), 0 off */
 	int lookahead;            /* router lookahead depth, -1 = default */
+	const char *policy;       /* host-cache eviction policy: lru (default), lfu, s3fifo */
 	int verbose;
 	int no_mlock;             /* host cache may run unlocked (warning) when mlock is refused */
 	int bench_prefill;        /* bench: prompt tokens (0 = default) */
@@ -82,7 +83,7 @@ int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE
  * options mean something to a command or are refused, never silently ignored. */
 int cli_opts_only(const struct cli_opts *o, const char *allowed);
 /* Option sets of cli_opts_only: loading a model for the forward pass, and generating. */
-#define CLI_OPTS_MODEL "backend threads host-cache vram-budget no-prefetch lookahead trace-experts no-mlock " \
+#define CLI_OPTS_MODEL "backend threads host-cache vram-budget no-prefetch lookahead policy trace-experts no-mlock " \
 	"allow-extra chunk smooth stats"
 #define CLI_OPTS_GEN "ctx seed temperature top-p top-k think max-tokens raw"
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>

@@ -87,6 +87,7 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 		so.allow_unlocked = o->no_mlock;
 		so.prefetch = o->prefetch;
 		if (o->lookahead >= 0) so.lookahead = o->lookahead;
+		so.policy = o->policy;
 		so.trace_path = o->trace_experts;
 		so.trace_ring = o->chunk > 256 ? o->chunk : 256;
 		c->trace = o->trace_experts;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cache/policy.h"
 #include "offload/prefetch.h"
 
 #define NV_STR_(x) #x
@@ -56,7 +57,7 @@ enum {
 	O_TOPK, O_THINK, O_ALLOW_EXTRA, O_VERIFY, O_JSON, O_FORCE, O_SMOOTH, O_RAW, O_IDS,
 	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
 	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
-	O_NO_PREFETCH, O_LOOKAHEAD, O_HELP, O_NO_MLOCK, O_TOKENIZER, O_PREFILL, O_DECODE, O_REPEAT,
+	O_NO_PREFETCH, O_LOOKAHEAD, O_POLICY, O_HELP, O_NO_MLOCK, O_TOKENIZER, O_PREFILL, O_DECODE, O_REPEAT,
 	O_LAST_
 };
 /* struct cli_opts.given has one bit per entry of g_long (the 'p' and 'v' ones included). */
@@ -101,6 +102,7 @@ static const struct option g_long[] = {
 	{"io", no_argument, 0, O_IO},
 	{"no-prefetch", no_argument, 0, O_NO_PREFETCH},
 	{"lookahead", required_argument, 0, O_LOOKAHEAD},
+	{"policy", required_argument, 0, O_POLICY},
 	{"no-mlock", no_argument, 0, O_NO_MLOCK},
 	{"prefill", required_argument, 0, O_PREFILL},
 	{"decode", required_argument, 0, O_DECODE},
@@ -219,6 +221,10 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 			if (parse_int(a, 0, OFFLOAD_MAX_LOOKAHEAD, &o->lookahead))
 				return bad(cmd, "lookahead", a, "an integer 0.." NV_STR(OFFLOAD_MAX_LOOKAHEAD));
 			break;
+		case O_POLICY:
+			if (!cache_policy_find(a)) return bad(cmd, "policy", a, cache_policy_names());
+			o->policy = a;
+			break;
 		case O_NO_MLOCK: o->no_mlock = 1; break;
 		case O_PREFILL: if (parse_int(a, 1, 1 << 16, &o->bench_prefill)) return bad(cmd, "prefill", a, "an integer 1..65536"); break;
 		case O_DECODE: if (parse_int(a, 1, 1 << 16, &o->bench_decode)) return bad(cmd, "decode", a, "an integer 1..65536"); break;
@@ -302,6 +308,7 @@ void cli_usage_model_opts(FILE *f)
 		   "  --host-cache SZ          stream routed experts through a host cache of SZ bytes\n"
 		   "  --vram-budget SZ         CUDA: GPU memory to use (expert slots get what is left)\n"
 		   "  --no-prefetch, --lookahead K (0.." NV_STR(OFFLOAD_MAX_LOOKAHEAD) ")  expert prefetch of the streamed tiers\n"
+		   "  --policy NAME            host-cache eviction: lru (default), lfu, s3fifo\n"
 		   "  --trace-experts FILE     write the routing trace (tools/tracesim replays it)\n"
 		   "  --no-mlock               allow an unlocked host cache when mlock is refused\n"
 		   "  -v, --verbose            describe the expert tiers on stderr\n");
@@ -310,8 +317,8 @@ void cli_usage_model_opts(FILE *f)
 void cli_opts_print(const struct cli_opts *o, FILE *f)
 {
 	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu seed=%llu"
-		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d\n",
+		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d policy=%s\n",
 		o->backend, o->threads, o->ctx, (unsigned long long)o->host_cache,
 		(unsigned long long)o->vram_budget, (unsigned long long)o->seed, o->temperature,
-		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead);
+		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead, o->policy ? o->policy : "lru");
 }

@@ -24,15 +24,17 @@ run "$T/hf" --out "$T/a.f32"
 run "$T/hf" --out "$T/b.f32" --host-cache "$small"
 run "$T/store" --out "$T/c.f32"
 run "$T/store" --out "$T/d.f32" --host-cache "$small"
+run "$T/hf" --out "$T/f.f32" --host-cache "$small" --policy lfu
+run "$T/store" --out "$T/g.f32" --host-cache "$small" --policy s3fifo
 n=$(stat -c %s "$T/a.f32")
 [ "$n" -eq $(( 150 * 512 * 4 )) ] || { echo "FAIL: logits file has $n bytes, expected $(( 150 * 512 * 4 ))"; exit 1; }
 rc=0
-for f in b c d; do
+for f in b c d f g; do
   if ! cmp "$T/a.f32" "$T/$f.f32"; then echo "FAIL: $f.f32 differs from the resident run"; rc=1; fi
 done
 # The check can fail: a different seed's model gives different logits.
 "$B/mkmodel" --preset tiny-ci --seed 9 --out "$T/hf2" --quiet
 run "$T/hf2" --out "$T/e.f32"
 if cmp -s "$T/a.f32" "$T/e.f32"; then echo "FAIL: a different model gave identical logits"; rc=1; fi
-[ $rc -eq 0 ] && echo "ok: resident, tiny cache, store and store+tiny cache agree bitwise ($small-byte cache)"
+[ $rc -eq 0 ] && echo "ok: resident, tiny cache (lru, lfu, s3fifo), store and store+tiny cache agree bitwise ($small-byte cache)"
 exit $rc
