@@ -146,6 +146,11 @@ int cli_bench_io(const struct cli_opts *o); /* bench --io (cli/cmd_bench_io.c) *
 /* bench --backend cuda (cli/cmd_bench_gpu.c): adds its keys to `js`; 0 ok, else exit status. */
 struct cJSON;
 int cli_bench_gpu(const struct cli_opts *o, struct cJSON *js);
+/* Best (max), median and worst (min) of n rates (sorts v); added to a bench JSON
+ * object as key, key_median, key_worst (cli/cmd_bench.c). */
+struct cli_stat3 { double best, med, worst; };
+struct cli_stat3 cli_stat3(double *v, int n);
+void cli_js_stat3(struct cJSON *js, const char *key, struct cli_stat3 s);
 /* bench (compute): adds its keys to `js` (cli/cmd_bench_cpu.c); 0 ok, else exit status. */
 struct cJSON;
 int cli_bench_cpu(const struct cli_opts *o, struct cJSON *js);

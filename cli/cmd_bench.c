@@ -10,6 +10,29 @@
 
 #include "cli.h"
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct cli_stat3 cli_stat3(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+	struct cli_stat3 s = { v[n - 1], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0] };
+	return s;
+}
+
+void cli_js_stat3(cJSON *js, const char *key, struct cli_stat3 s)
+{
+	char k[96];
+	cJSON_AddNumberToObject(js, key, s.best);
+	snprintf(k, sizeof k, "%s_median", key);
+	cJSON_AddNumberToObject(js, k, s.med);
+	snprintf(k, sizeof k, "%s_worst", key);
+	cJSON_AddNumberToObject(js, k, s.worst);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nvmoe bench MODEL [--backend cpu|cuda] [--threads N] [--json]\n"

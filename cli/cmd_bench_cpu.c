@@ -37,38 +37,6 @@
 #include "core/model.h"
 #include "kernels/kern.h"
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* best (max), median, worst (min) of n rates */
-struct stat3 { double best, med, worst; };
-
-static struct stat3 stats(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-	struct stat3 s = { v[n - 1], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0] };
-	return s;
-}
-
-static void js_stat(cJSON *js, const char *key, struct stat3 s)
-{
-	char k[96];
-	cJSON_AddNumberToObject(js, key, s.best);
-	snprintf(k, sizeof k, "%s_median", key);
-	cJSON_AddNumberToObject(js, k, s.med);
-	snprintf(k, sizeof k, "%s_worst", key);
-	cJSON_AddNumberToObject(js, k, s.worst);
-}
 
 /* The kernel's transparent huge page mode: the bracketed word of
  * /sys/kernel/mm/transparent_hugepage/enabled ("always", "madvise", "never"), or
@@ -127,7 +95,7 @@ static double mem_run(char *a, char *b, size_t bytes, int nt, int passes, int re
 	struct mem_job j[64];
 	if (nt > 64) nt = 64;
 	size_t per = bytes / (size_t)nt & ~(size_t)63;
-	double t0 = now_s();
+	double t0 = cli_now();
 	int started = 1, fail = 0;
 	for (int i = 0; i < nt; i++)
 		j[i] = (struct mem_job){ a + (size_t)i * per, b + (size_t)i * per, per, passes, read_only, 0 };
@@ -137,7 +105,7 @@ static double mem_run(char *a, char *b, size_t bytes, int nt, int passes, int re
 	}
 	mem_worker(&j[0]);
 	for (int i = 1; i < started; i++) pthread_join(th[i], NULL);
-	double t1 = now_s();
+	double t1 = cli_now();
 	if (fail) return -1;
 	double moved = (double)per * nt * passes * (read_only ? 1 : 2);
 	return moved / (t1 - t0) / 1e9;
@@ -146,9 +114,9 @@ static double mem_run(char *a, char *b, size_t bytes, int nt, int passes, int re
 /* ---- FP4 expert kernel ---- */
 
 struct fp4_res {
-	struct stat3 gbs;      /* experts copied into huge-page anonymous memory (host cache) */
-	struct stat3 mmap_gbs; /* experts read in place from the mmapped checkpoint */
-	struct stat3 paired;   /* per repetition: gbs / memory read measured just before */
+	struct cli_stat3 gbs;      /* experts copied into huge-page anonymous memory (host cache) */
+	struct cli_stat3 mmap_gbs; /* experts read in place from the mmapped checkpoint */
+	struct cli_stat3 paired;   /* per repetition: gbs / memory read measured just before */
 	int experts;
 	double bytes_per_expert, set_bytes;
 };
@@ -245,15 +213,15 @@ static int bench_fp4(const struct cli_opts *o, const struct core_ckpt *ck, struc
 			k->moe_expert(k, acc, x, &xe[i], slot, 1, wt, 1, c->swiglu_limit, nm);
 		for (int r_ = 0; r_ < reps; r_++) {
 			double mr = lay ? 0 : mem_run(mbuf, mbuf, mlen, kern_cpu_threads(k), 4, 1);
-			double t0 = now_s();
+			double t0 = cli_now();
 			for (int p = 0; p < passes; p++)
 				for (int i = 0; i < n; i++)
 					k->moe_expert(k, acc, x, &xe[i], slot, 1, wt, 1, c->swiglu_limit, nm);
-			v[r_] = r->set_bytes * passes / (now_s() - t0) / 1e9;
+			v[r_] = r->set_bytes * passes / (cli_now() - t0) / 1e9;
 			pr[r_] = mr > 0 ? v[r_] / mr : 0;
 		}
-		if (lay) r->mmap_gbs = stats(v, reps);
-		else r->gbs = stats(v, reps), r->paired = stats(pr, reps);
+		if (lay) r->mmap_gbs = cli_stat3(v, reps);
+		else r->gbs = cli_stat3(v, reps), r->paired = cli_stat3(pr, reps);
 	}
 	free(v);
 out:
@@ -277,7 +245,7 @@ out:
 /* ---- forward pass ---- */
 
 struct fwd_res {
-	struct stat3 prefill, decode;
+	struct cli_stat3 prefill, decode;
 };
 
 static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k,
@@ -310,17 +278,17 @@ static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struc
 	int pw = P < 8 ? P : 8;
 	if ((rc = core_forward(m, sq, tok, pw, 0, &io, e))) goto out;
 	for (int r_ = 0; r_ < reps; r_++) {
-		double t0 = now_s();
+		double t0 = cli_now();
 		if ((rc = core_forward(m, sq, tok, P, 0, &io, e))) goto out;
-		double t1 = now_s();
+		double t1 = cli_now();
 		for (int i = 0; i < N; i++)
 			if ((rc = core_forward(m, sq, tok + P + i, 1, P + i, &io, e))) goto out;
-		double t2 = now_s();
+		double t2 = cli_now();
 		vp[r_] = P / (t1 - t0);
 		vd[r_] = N / (t2 - t1);
 	}
-	r->prefill = stats(vp, reps);
-	r->decode = stats(vd, reps);
+	r->prefill = cli_stat3(vp, reps);
+	r->decode = cli_stat3(vd, reps);
 out:
 	core_seq_destroy(sq);
 	core_model_destroy(m);
@@ -384,7 +352,7 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 			goto err;
 		}
 	}
-	struct stat3 mcopy = stats(v, reps), mread = stats(v + reps, reps);
+	struct cli_stat3 mcopy = cli_stat3(v, reps), mread = cli_stat3(v + reps, reps);
 	free(v);
 	cache_huge_unmap(b, mb);
 	b = NULL;
@@ -419,15 +387,15 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	cJSON_AddNumberToObject(js, "repeat", reps);
 	cJSON_AddNumberToObject(js, "prefill_len", P);
 	cJSON_AddNumberToObject(js, "decode_len", N);
-	js_stat(js, "prefill_tok_s", fr.prefill);
-	js_stat(js, "decode_tok_s", fr.decode);
-	js_stat(js, "mem_bw_gbs", mcopy);
-	js_stat(js, "mem_read_gbs", mread);
-	js_stat(js, "fp4_kernel_gbs", f4.gbs);
+	cli_js_stat3(js, "prefill_tok_s", fr.prefill);
+	cli_js_stat3(js, "decode_tok_s", fr.decode);
+	cli_js_stat3(js, "mem_bw_gbs", mcopy);
+	cli_js_stat3(js, "mem_read_gbs", mread);
+	cli_js_stat3(js, "fp4_kernel_gbs", f4.gbs);
 	cJSON_AddNumberToObject(js, "fp4_fraction_of_mem_bw", f4.gbs.best / mcopy.best);
 	cJSON_AddNumberToObject(js, "fp4_fraction_of_mem_read", f4.gbs.best / mread.best);
-	js_stat(js, "fp4_paired_fraction_of_mem_read", f4.paired);
-	js_stat(js, "fp4_mmap_gbs", f4.mmap_gbs);
+	cli_js_stat3(js, "fp4_paired_fraction_of_mem_read", f4.paired);
+	cli_js_stat3(js, "fp4_mmap_gbs", f4.mmap_gbs);
 	cJSON_AddNumberToObject(js, "fp4_mmap_fraction_of_mem_bw", f4.mmap_gbs.best / mcopy.best);
 	cJSON_AddNumberToObject(js, "fp4_mmap_fraction_of_mem_read", f4.mmap_gbs.best / mread.best);
 	cJSON_AddStringToObject(js, "thp", thp);

@@ -27,37 +27,6 @@
 #include "kernels/cuda/cuda.h"
 #endif
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-struct stat3 { double best, med, worst; };
-
-static struct stat3 stats(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-	struct stat3 s = { v[n - 1], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0] };
-	return s;
-}
-
-static void js_stat(cJSON *js, const char *key, struct stat3 s)
-{
-	char k[96];
-	cJSON_AddNumberToObject(js, key, s.best);
-	snprintf(k, sizeof k, "%s_median", key);
-	cJSON_AddNumberToObject(js, k, s.med);
-	snprintf(k, sizeof k, "%s_worst", key);
-	cJSON_AddNumberToObject(js, k, s.worst);
-}
 
 int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 {
@@ -103,22 +72,22 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 		if (cache_gpu_cuda_h2d_gbs((size_t)256 << 20, 4, 1, &v[i], &e) ||
 		    cache_gpu_cuda_h2d_gbs((size_t)256 << 20, 4, 0, &v[reps + i], &e))
 			goto err;
-	struct stat3 hp = stats(v, reps), hq = stats(v + reps, reps);
+	struct cli_stat3 hp = cli_stat3(v, reps), hq = cli_stat3(v + reps, reps);
 	fprintf(tf, "  %-48s %8.2f %8.2f %8.2f GB/s\n", "host->device copy, page-locked (256 MiB)", hp.best, hp.med, hp.worst);
 	fprintf(tf, "  %-48s %8.2f %8.2f %8.2f GB/s\n", "host->device copy, pageable (256 MiB)", hq.best, hq.med, hq.worst);
-	js_stat(js, "h2d_pinned_gbs", hp);
-	js_stat(js, "h2d_pageable_gbs", hq);
+	cli_js_stat3(js, "h2d_pinned_gbs", hp);
+	cli_js_stat3(js, "h2d_pageable_gbs", hq);
 
 	/* the model, its experts as a command would have them */
 	struct core_ckpt_opts co = { .allow_extra = o->allow_extra };
 	if (core_ckpt_open(o->args[0], &co, &ck, &e)) goto err;
 	if (cli_experts_open_k(o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
 	const int V = core_ckpt_config(ck)->vocab_size;
-	double t0 = now_s();
+	double t0 = cli_now();
 	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = P, .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, P + N + 1, &sq, &e)) goto err;
 	if (cli_experts_reserve(xs, &e)) goto err;
-	double tload = now_s() - t0;
+	double tload = cli_now() - t0;
 	struct cache_gpu_stats s0 = {0}, s1 = {0};
 	int nslots = 0, pinned = 0;
 	int slots = cli_experts_gpu_stats(xs, &s0, &nslots, &pinned) == 0;
@@ -149,16 +118,16 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 		if (core_forward(m, sq, tok + P + i, 1, P + i, &io, &e)) goto err;
 	if (slots) cli_experts_gpu_stats(xs, &s0, &nslots, &pinned);
 	for (int r = 0; r < reps; r++) {
-		double a = now_s();
+		double a = cli_now();
 		if (core_forward(m, sq, tok, P, 0, &io, &e)) goto err;
-		double b = now_s();
+		double b = cli_now();
 		for (int i = 0; i < N; i++)
 			if (core_forward(m, sq, tok + P + i, 1, P + i, &io, &e)) goto err;
-		double c = now_s();
+		double c = cli_now();
 		v[r] = P / (b - a);
 		v[reps + r] = N / (c - b);
 	}
-	struct stat3 pf = stats(v, reps), dc = stats(v + reps, reps);
+	struct cli_stat3 pf = cli_stat3(v, reps), dc = cli_stat3(v + reps, reps);
 	char lbl[96];
 	snprintf(lbl, sizeof lbl, "prefill (%d-token prompt)", P);
 	fprintf(tf, "  %-48s %8.2f %8.2f %8.2f tok/s\n", lbl, pf.best, pf.med, pf.worst);
@@ -170,8 +139,8 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	cJSON_AddNumberToObject(js, "repeat", reps);
 	cJSON_AddNumberToObject(js, "prefill_len", P);
 	cJSON_AddNumberToObject(js, "decode_len", N);
-	js_stat(js, "prefill_tok_s", pf);
-	js_stat(js, "decode_tok_s", dc);
+	cli_js_stat3(js, "prefill_tok_s", pf);
+	cli_js_stat3(js, "decode_tok_s", dc);
 	cJSON_AddNumberToObject(js, "backend_vram_bytes", (double)used);
 	cJSON_AddStringToObject(js, "experts", slots ? "gpu-slots" : "resident");
 	if (slots) {
