@@ -379,7 +379,10 @@ static int check_stat(struct gcase *g, struct kern *k, const char *mode, enum co
 		double med_b = num == CORE_NUM_EXACT ? 10 * jnum(ref7, "median", 1e-7)
 						     : fmax(2 * jnum(ref6, "median", 1e-3), 2e-3);
 		double p90_b = 2 * jnum(ref6, "p90", 1e-3) + (num == CORE_NUM_EXACT ? 1e-6 : 2e-3);
-		double f2_b = jnum(ref6, "frac_below_1e-2", 1.0) - 0.10;
+		/* ... and where the noise run itself has few such rows (indexer layers in faithful
+		 * mode), at least half of its share, so the bound never becomes vacuous. */
+		double f2_ref = jnum(ref6, "frac_below_1e-2", 1.0);
+		double f2_b = fmax(f2_ref - 0.10, 0.5 * f2_ref);
 		char name[64];
 		snprintf(name, sizeof name, "layer %d isolated: median", l);
 		row(g, name, L, "row rel", st.median, "<=", med_b, st.median <= med_b);
