@@ -303,10 +303,6 @@ out:
 
 int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 {
-	if (o->nargs != 1) {
-		fprintf(stderr, "usage: nvmoe bench MODEL [--backend cpu] [--threads N] [--json]\n");
-		return 2;
-	}
 	struct nv_err e = {0};
 	struct core_ckpt *ck = NULL;
 	struct kern *k = NULL;

@@ -30,10 +30,6 @@
 
 int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 {
-	if (o->nargs != 1) {
-		fprintf(stderr, "usage: nvmoe bench MODEL --backend cuda [--vram-budget SZ] [--host-cache SZ] [--json]\n");
-		return 2;
-	}
 	struct nv_err e = {0};
 	struct core_ckpt *ck = NULL;
 	struct kern *k = NULL;

@@ -25,26 +25,7 @@
 
 static char g_tmp[256];
 
-static struct core_ckpt *make_model(const char *preset)
-{
-	const char *bd = getenv("NV_BUILD");
-	char cmd[1024], dir[512];
-	snprintf(dir, sizeof dir, "%s/%s", g_tmp, preset);
-	snprintf(cmd, sizeof cmd, "%s/mkmodel --preset %s --out %s --quiet", bd ? bd : "build", preset, dir);
-	if (system(cmd)) {
-		fprintf(stderr, "FAIL: %s\n", cmd);
-		exit(1);
-	}
-	struct core_ckpt *ck;
-	struct nv_err e = {0};
-	struct core_ckpt_opts o = {0};
-	if (core_ckpt_open(dir, &o, &ck, &e)) {
-		char b[2048];
-		fprintf(stderr, "FAIL: %s\n", core_err_str(&e, b, sizeof b));
-		exit(1);
-	}
-	return ck;
-}
+static struct core_ckpt *make_model(const char *preset) { return tu_mkmodel_open(g_tmp, preset, NULL); }
 
 /* TINY.md §6 token list: pseudo-random ids in [2, V), id 7 at positions 0, 5, 300 */
 static int32_t *tokens(int n, int V)

@@ -32,23 +32,7 @@ static char g_tmp[256];
 
 static struct core_ckpt *make_model(const char *preset, const char *extra)
 {
-	const char *bd = getenv("NV_BUILD");
-	char cmd[1024], dir[512];
-	snprintf(dir, sizeof dir, "%s/%s", g_tmp, preset);
-	snprintf(cmd, sizeof cmd, "%s/mkmodel --preset %s %s --out %s --quiet", bd ? bd : "build", preset, extra, dir);
-	if (system(cmd)) {
-		fprintf(stderr, "FAIL: %s\n", cmd);
-		exit(1);
-	}
-	struct core_ckpt *ck;
-	struct nv_err e = {0};
-	struct core_ckpt_opts o = {0};
-	if (core_ckpt_open(dir, &o, &ck, &e)) {
-		char b[2048];
-		fprintf(stderr, "FAIL: %s\n", core_err_str(&e, b, sizeof b));
-		exit(1);
-	}
-	return ck;
+	return tu_mkmodel_open(g_tmp, preset, extra);
 }
 
 struct acct {

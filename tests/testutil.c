@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "core/ckpt.h"
+
 int tu_failures;
 
 const char *tu_shared_dir(void)
@@ -40,4 +42,26 @@ void *tu_read_file(const char *path, size_t *n)
 	((char *)buf)[got] = 0;
 	if (n) *n = got;
 	return buf;
+}
+
+struct core_ckpt *tu_mkmodel_open(const char *dir, const char *preset, const char *extra)
+{
+	const char *bd = getenv("NV_BUILD");
+	char cmd[1536], out[600];
+	snprintf(out, sizeof out, "%s/%s", dir, preset);
+	snprintf(cmd, sizeof cmd, "%s/mkmodel --preset %s %s --out %s --quiet", bd ? bd : "build", preset,
+		 extra ? extra : "", out);
+	if (system(cmd)) {
+		fprintf(stderr, "FAIL: %s\n", cmd);
+		exit(1);
+	}
+	struct core_ckpt *ck;
+	struct nv_err e = {0};
+	struct core_ckpt_opts o = {0};
+	if (core_ckpt_open(out, &o, &ck, &e)) {
+		char b[2048];
+		fprintf(stderr, "FAIL: %s\n", core_err_str(&e, b, sizeof b));
+		exit(1);
+	}
+	return ck;
 }

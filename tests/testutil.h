@@ -19,6 +19,10 @@ const char *tu_require_shared(void);
 /* Read a whole file; NULL on failure (message printed). *n gets the size. */
 void *tu_read_file(const char *path, size_t *n);
 void tu_skip(const char *why) __attribute__((noreturn));
+/* Write a model with $NV_BUILD/mkmodel --preset PRESET [EXTRA] into DIR/PRESET and open it
+ * (default checkpoint options); exits 1 with the message on failure. */
+struct core_ckpt;
+struct core_ckpt *tu_mkmodel_open(const char *dir, const char *preset, const char *extra);
 
 #define TU_CHECK(cond, ...) do { if (!(cond)) { tu_failures++; \
 	fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
