@@ -39,8 +39,15 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	g->V = g->c->vocab_size;
 	g->eos = g->c->eos_token_id;
 	g->ctx = o->ctx;
-	if (g->c->max_position_embeddings > 0 && g->ctx > g->c->max_position_embeddings)
+	if (g->c->max_position_embeddings > 0 && g->ctx > g->c->max_position_embeddings) {
+		/* The default (4096) quietly fits small test models; a context the user
+		 * asked for and cannot have is an error, not a silent change. */
+		if (o->ctx_given)
+			return core_err_set(e, NV_ERANGE, model, "--ctx", "lower --ctx (or omit it for the default)",
+					    "--ctx %d exceeds the model's max_position_embeddings %d", o->ctx,
+					    g->c->max_position_embeddings);
 		g->ctx = g->c->max_position_embeddings;
+	}
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
