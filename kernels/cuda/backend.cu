@@ -295,7 +295,7 @@ extern "C" long kern_cuda_gemm_lt_calls(struct kern *k) { return cu_lt_calls(k);
 extern "C" size_t kern_cuda_mem_used(struct kern *k)
 {
 	struct cu_host *h = (struct cu_host *)k->impl;
-	return h->arena_bytes + h->ws_bytes + h->buf_bytes;
+	return h->arena_bytes + h->ws_bytes + h->buf_bytes + cu_lt_bytes(k);
 }
 
 extern "C" void *kern_cuda_stream(struct kern *k) { return (void *)cu_of(k)->st; }

@@ -300,6 +300,7 @@ int cu_lt_setup(struct kern *k, char *why, size_t why_n);
 void cu_lt_forget(struct kern *k, const void *p, size_t bytes);
 void cu_lt_destroy(struct kern *k);
 long cu_lt_calls(struct kern *k);
+size_t cu_lt_bytes(struct kern *k); /* device memory it holds (kern_cuda_mem_used) */
 
 /* ---- the GEMM engine (gemm_engine.cu) ----
  * y = x · Wᵀ in chunks of at most CU_ROWS rows.  cu_stage() copies a chunk's

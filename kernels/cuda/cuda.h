@@ -67,7 +67,8 @@ long kern_cuda_gemm_lt_calls(struct kern *k);
 /* 1 when k is a CUDA backend (its B memory is device memory). */
 int kern_cuda_is(const struct kern *k);
 /* Device memory the backend holds, in bytes: weight arenas (whole 256 MiB arenas),
- * the reserve() workspace and alloc()ed buffers not yet freed.  What an expert-slot
+ * the reserve() workspace (with the cuBLASLt path's buffers when it is on) and
+ * alloc()ed buffers not yet freed.  What an expert-slot
  * cache may add under a VRAM budget is the budget less this. */
 size_t kern_cuda_mem_used(struct kern *k);
 /* The compute stream (a cudaStream_t) every op runs on, and the device index: for the

@@ -7,14 +7,19 @@
  *   1. act_quant(128) of the rows on the GPU (§10.1, the engine's arithmetic: the same
  *      d_pow2_scale / d_f32_to_e4m3 helpers of cu.cuh, so the codes and the scales
  *      are bitwise those the engine stages) into E4M3 bytes + f32 scales [K/128][rows];
- *   2. cublasLtMatmul, A = weight (BLK128x128_32F scales), B = codes (VEC128_32F),
- *      compute 32F, FAST_ACCUM off (cuBLASLt promotes the partial sums to f32);
- *   3. D is f32, written straight into y: cuBLASLt forms the per-128-block partial
+ *   2. cublasLtMatmul, compute 32F, FAST_ACCUM off (cuBLASLt promotes the partial
+ *      sums to f32), in the first of four variants the heuristic has an algorithm for:
+ *        0  A = weight (BLK128x128_32F), B = codes (VEC128_32F), D f32 = y itself
+ *           (kernels/cuda/lt.h's mapping: no copy);
+ *        1  A = codes (VEC128_32F), B = weight (BLK128x128_32F) - the operand order of
+ *           NVIDIA's sample - D f32 [N][rows] column-major in a scratch buffer, then
+ *           transposed into y;
+ *        2, 3  as 0, 1 with a bf16 D (scratch), only with RND (below);
+ *   3. rnd() to bf16 with RND.  With an f32 D cuBLASLt forms the per-128-block partial
  *      sums, multiplies them by sa·sw (powers of two: exact) and accumulates in f32,
- *      which is §7.2's structure; the one bf16 rounding is then ours (rnd(), RNE,
- *      only with RND), the same rounding point as the engine and the CPU.  A bf16 D
- *      would round inside cuBLASLt's epilogue and cannot give the unrounded `exact`
- *      mode, so it is only tried with RND when no f32-output algorithm exists.
+ *      which is §7.2's structure, and the one bf16 rounding is ours (RNE), the same
+ *      rounding point as the engine and the CPU.  A bf16 D rounds inside cuBLASLt's
+ *      epilogue and cannot give the unrounded `exact` mode: last resort, RND only.
  *   What differs from the engine is the summation inside a 128-block: Hopper's FP8
  *   tensor cores add with reduced internal precision (§7.5 leaves it free; the
  *   reference's own kernels have the same property).
@@ -47,10 +52,13 @@ extern "C" {
 #define LT_NALGO 1024                /* heuristic cache slots (power of two) */
 #define LT_ARENA ((size_t)4 << 20)   /* weight-scale arena chunk */
 
+/* Variants (see the top): bit 0 = codes as A (transposed result), bit 1 = bf16 D. */
+enum { LT_NVAR = 4, LT_SWAP = 1, LT_BF16 = 2 };
+
 struct lt_algo {
-	int n, k, m;             /* key; n == 0: empty slot */
-	signed char st32, st16;  /* 0 not asked, 1 have, -1 none */
-	cublasLtMatmulAlgo_t a32, a16;
+	int n, k, m;               /* key; n == 0: empty slot */
+	signed char st[LT_NVAR];   /* 0 not asked, 1 have, -1 none */
+	cublasLtMatmulAlgo_t a[LT_NVAR];
 };
 
 struct lt_wscale {
@@ -67,14 +75,14 @@ struct lt_arena {
 
 struct cu_lt {
 	cublasLtHandle_t h;
-	cublasLtMatmulDesc_t op;
-	cublasLtMatrixLayout_t la, lb, ld32, ld16;
+	cublasLtMatmulDesc_t op[2];  /* [0] weight = A, [1] codes = A (scale modes swapped) */
+	cublasLtMatrixLayout_t lw, lx, ld32, ld16; /* weight, codes, D f32, D bf16 */
 	cublasLtMatmulPreference_t pref;
 	void *ws;                /* [LT_WS_BYTES] cuBLASLt workspace */
 	int rows, width;         /* capacity of the buffers below */
 	uint8_t *aq;             /* [rows][width] E4M3 activation codes, row stride K */
 	float *asc;              /* [width/128][rows] activation scales, [K/128][n] per chunk */
-	uint16_t *d16;           /* [rows][width] bf16 D (only for bf16-output algorithms) */
+	float *dsc;              /* [rows rounded up to 8][width] D scratch of variants 1-3 */
 	struct lt_algo *algo;    /* [LT_NALGO] open addressing on (n, k, m) */
 	int nalgo;
 	/* Weight scales: a plain array searched linearly (a few hundred FP8 linears; a
@@ -113,15 +121,32 @@ __global__ void k_lt_quant(uint8_t *aq, float *asc, int n, const float *x, int l
 	if (lane == 0) asc[(size_t)b * n + i] = s;
 }
 
-/* y[s*ldy + c] = rnd(D[s][c]) for s < n, c < N: D is y itself (f32) or d16 [n][N] bf16. */
-__global__ void k_lt_out(float *y, int ldy, const uint16_t *d16, int N, int n, int rnd)
+/* y[s*ldy + c] = rnd(D(s, c)) for s < n, c < N, D of variant v: y itself (0); f32
+ * column-major, D(s, c) at c*ldd + s (1); bf16 at s*ldd + c (2); bf16 column-major (3).
+ * 32x32 tiles through shared memory so that the transposed variants read and write
+ * whole rows; grid (ceil(N/32), ceil(n/32)), 32x8 threads. */
+__global__ void k_lt_out(float *y, int ldy, const void *D, int ldd, int v, int N, int n, int rnd)
 {
-	const size_t tot = (size_t)n * N;
-	for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < tot; e += (size_t)gridDim.x * blockDim.x) {
-		const size_t s = e / N, c = e % N;
-		float *o = y + s * ldy + c;
-		float v = d16 ? d_bf16(d16[e]) : *o;
-		*o = rnd ? d_rbf16(v) : v;
+	__shared__ float t[32][33];
+	const int c0 = blockIdx.x * 32, s0 = blockIdx.y * 32, tx = threadIdx.x, ty = threadIdx.y;
+	const float *df = (const float *)D;
+	const uint16_t *dh = (const uint16_t *)D;
+	if (v & LT_SWAP) { /* load columns (s fastest), store rows */
+		for (int j = ty; j < 32; j += 8) {
+			const int c = c0 + j, s = s0 + tx;
+			if (c < N && s < n) {
+				const size_t o = (size_t)c * ldd + s;
+				t[j][tx] = v & LT_BF16 ? d_bf16(dh[o]) : df[o];
+			}
+		}
+		__syncthreads();
+	}
+	for (int j = ty; j < 32; j += 8) {
+		const int s = s0 + j, c = c0 + tx;
+		if (s >= n || c >= N) continue;
+		float *o = y + (size_t)s * ldy + c;
+		const float val = v & LT_SWAP ? t[tx][j] : v & LT_BF16 ? d_bf16(dh[(size_t)s * ldd + c]) : *o;
+		*o = rnd ? d_rbf16(val) : val;
 	}
 }
 
@@ -131,10 +156,10 @@ static void lt_buffers_free(struct cu_lt *L)
 {
 	cudaFree(L->aq);
 	cudaFree(L->asc);
-	cudaFree(L->d16);
+	cudaFree(L->dsc);
 	L->aq = NULL;
 	L->asc = NULL;
-	L->d16 = NULL;
+	L->dsc = NULL;
 	L->rows = L->width = 0;
 }
 
@@ -152,11 +177,11 @@ void cu_lt_destroy(struct kern *k)
 		free(a);
 	}
 	if (L->pref) cublasLtMatmulPreferenceDestroy(L->pref);
-	if (L->la) cublasLtMatrixLayoutDestroy(L->la);
-	if (L->lb) cublasLtMatrixLayoutDestroy(L->lb);
-	if (L->ld32) cublasLtMatrixLayoutDestroy(L->ld32);
-	if (L->ld16) cublasLtMatrixLayoutDestroy(L->ld16);
-	if (L->op) cublasLtMatmulDescDestroy(L->op);
+	cublasLtMatrixLayout_t lay[4] = { L->lw, L->lx, L->ld32, L->ld16 };
+	for (int i = 0; i < 4; i++)
+		if (lay[i]) cublasLtMatrixLayoutDestroy(lay[i]);
+	for (int i = 0; i < 2; i++)
+		if (L->op[i]) cublasLtMatmulDescDestroy(L->op[i]);
 	if (L->h) cublasLtDestroy(L->h);
 	free(L->algo);
 	free(L->wsc);
@@ -190,23 +215,27 @@ static int lt_create(struct cu_impl *c, char *why, size_t why_n)
 	}
 	c->lt = L;
 	const cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
-	const int32_t modeA = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, modeB = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+	const int32_t blk = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, vec = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
 	const int8_t fast = 0;
 	const uint32_t al16 = 16;
 	const size_t wsb = LT_WS_BYTES;
-	int ok = cublasLtCreate(&L->h) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescCreate(&L->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &modeA, sizeof modeA) ==
-			 CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &modeB, sizeof modeB) ==
-			 CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast) ==
-			 CUBLAS_STATUS_SUCCESS &&
+	int ok = cublasLtCreate(&L->h) == CUBLAS_STATUS_SUCCESS;
+	for (int i = 0; ok && i < 2; i++) {
+		const int32_t *ma = i ? &vec : &blk, *mb = i ? &blk : &vec;
+		ok = cublasLtMatmulDescCreate(&L->op[i], CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+		     cublasLtMatmulDescSetAttribute(L->op[i], CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA) == CUBLAS_STATUS_SUCCESS &&
+		     cublasLtMatmulDescSetAttribute(L->op[i], CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB) == CUBLAS_STATUS_SUCCESS &&
+		     cublasLtMatmulDescSetAttribute(L->op[i], CUBLASLT_MATMUL_DESC_A_SCALE_MODE, ma, sizeof *ma) ==
+			     CUBLAS_STATUS_SUCCESS &&
+		     cublasLtMatmulDescSetAttribute(L->op[i], CUBLASLT_MATMUL_DESC_B_SCALE_MODE, mb, sizeof *mb) ==
+			     CUBLAS_STATUS_SUCCESS &&
+		     cublasLtMatmulDescSetAttribute(L->op[i], CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast) ==
+			     CUBLAS_STATUS_SUCCESS;
+	}
+	ok = ok &&
 		 /* placeholder sizes: every use sets rows / cols / ld first */
-		 cublasLtMatrixLayoutCreate(&L->la, CUDA_R_8F_E4M3, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutCreate(&L->lb, CUDA_R_8F_E4M3, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
+		 cublasLtMatrixLayoutCreate(&L->lw, CUDA_R_8F_E4M3, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
+		 cublasLtMatrixLayoutCreate(&L->lx, CUDA_R_8F_E4M3, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
 		 cublasLtMatrixLayoutCreate(&L->ld32, CUDA_R_32F, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
 		 cublasLtMatrixLayoutCreate(&L->ld16, CUDA_R_16BF, 128, 128, 128) == CUBLAS_STATUS_SUCCESS &&
 		 cublasLtMatmulPreferenceCreate(&L->pref) == CUBLAS_STATUS_SUCCESS &&
@@ -253,7 +282,7 @@ int cu_lt_setup(struct kern *k, char *why, size_t why_n)
 	lt_buffers_free(L);
 	const size_t n = (size_t)rows * width;
 	if (cudaMalloc(&L->aq, n) != cudaSuccess || cudaMalloc(&L->asc, n / 128 * 4) != cudaSuccess ||
-	    cudaMalloc(&L->d16, n * 2) != cudaSuccess) {
+	    cudaMalloc(&L->dsc, (size_t)(rows + 7) / 8 * 8 * width * 4) != cudaSuccess) {
 		cudaGetLastError();
 		lt_buffers_free(L);
 		snprintf(why, why_n, "cudaMalloc of the cuBLASLt activation buffers (%d rows of %d) failed", rows, width);
@@ -268,6 +297,16 @@ long cu_lt_calls(struct kern *k)
 {
 	struct cu_lt *L = cu_of(k)->lt;
 	return L ? L->calls : 0;
+}
+
+size_t cu_lt_bytes(struct kern *k)
+{
+	struct cu_lt *L = cu_of(k)->lt;
+	if (!L) return 0;
+	size_t b = L->ws ? LT_WS_BYTES : 0;
+	if (L->aq) b += (size_t)L->rows * L->width / 32 * 33 + (size_t)(L->rows + 7) / 8 * 8 * L->width * 4;
+	for (struct lt_arena *a = L->arenas; a; a = a->next) b += a->cap;
+	return b;
 }
 
 /* ---- weight scales ---- */
@@ -344,35 +383,41 @@ static const float *lt_wscale(struct cu_impl *c, struct cu_lt *L, const struct k
 
 /* ---- algorithms ---- */
 
-static int lt_layouts(struct cu_lt *L, int N, int K, int m, int ldd)
+/* Layouts of variant v for (N, K, m); D's leading dimension ldd (variant 0: ldy). */
+static int lt_layouts(struct cu_lt *L, int v, int N, int K, int m, int ldd)
 {
-	const uint64_t uK = K, uN = N, um = m;
+	const uint64_t uK = K, uN = N, um = m, dr = v & LT_SWAP ? um : uN, dc = v & LT_SWAP ? uN : um;
 	const int64_t lK = K, lD = ldd;
 	const cublasLtMatrixLayoutAttribute_t R = CUBLASLT_MATRIX_LAYOUT_ROWS, C = CUBLASLT_MATRIX_LAYOUT_COLS,
 					      LD = CUBLASLT_MATRIX_LAYOUT_LD;
-	cublasLtMatrixLayout_t dl[2] = { L->ld32, L->ld16 };
-	int ok = cublasLtMatrixLayoutSetAttribute(L->la, R, &uK, 8) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutSetAttribute(L->la, C, &uN, 8) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutSetAttribute(L->la, LD, &lK, 8) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutSetAttribute(L->lb, R, &uK, 8) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutSetAttribute(L->lb, C, &um, 8) == CUBLAS_STATUS_SUCCESS &&
-		 cublasLtMatrixLayoutSetAttribute(L->lb, LD, &lK, 8) == CUBLAS_STATUS_SUCCESS;
-	for (int i = 0; ok && i < 2; i++)
-		ok = cublasLtMatrixLayoutSetAttribute(dl[i], R, &uN, 8) == CUBLAS_STATUS_SUCCESS &&
-		     cublasLtMatrixLayoutSetAttribute(dl[i], C, &um, 8) == CUBLAS_STATUS_SUCCESS &&
-		     cublasLtMatrixLayoutSetAttribute(dl[i], LD, &lD, 8) == CUBLAS_STATUS_SUCCESS;
-	return ok;
+	const cublasLtMatrixLayout_t dl = v & LT_BF16 ? L->ld16 : L->ld32;
+	/* weight: column-major K x N; codes: column-major K x m; D: N x m (or m x N swapped) */
+	return cublasLtMatrixLayoutSetAttribute(L->lw, R, &uK, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(L->lw, C, &uN, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(L->lw, LD, &lK, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(L->lx, R, &uK, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(L->lx, C, &um, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(L->lx, LD, &lK, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(dl, R, &dr, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(dl, C, &dc, 8) == CUBLAS_STATUS_SUCCESS &&
+	       cublasLtMatrixLayoutSetAttribute(dl, LD, &lD, 8) == CUBLAS_STATUS_SUCCESS;
 }
 
-/* Best algorithm for (N, K, m) with D of type f32 (bf16 = 0) or bf16. */
-static int lt_heuristic(struct cu_lt *L, int N, int K, int m, int bf16, cublasLtMatmulAlgo_t *algo)
+/* D's leading dimension in variant v: y's row stride, or the scratch's (columns kept
+ * 32-byte aligned: cuBLASLt's FP8 kernels want 16-byte aligned leading dimensions). */
+static int lt_ldd(int v, int N, int m, int ldy) { return v == 0 ? ldy : v & LT_SWAP ? (m + 7) / 8 * 8 : N; }
+
+/* Best algorithm of variant v for (N, K, m). */
+static int lt_heuristic(struct cu_lt *L, int v, int N, int K, int m, cublasLtMatmulAlgo_t *algo)
 {
 	cublasLtMatmulHeuristicResult_t r;
 	int nres = 0;
-	cublasLtMatrixLayout_t dl = bf16 ? L->ld16 : L->ld32;
-	if (!lt_layouts(L, N, K, m, N)) return 0;
+	const cublasLtMatrixLayout_t dl = v & LT_BF16 ? L->ld16 : L->ld32;
+	const cublasLtMatrixLayout_t a = v & LT_SWAP ? L->lx : L->lw, b = v & LT_SWAP ? L->lw : L->lx;
+	/* variant 0 is asked with ldd = N; lt.h's 16-byte rule keeps any ldy usable */
+	if (!lt_layouts(L, v, N, K, m, v == 0 ? N : lt_ldd(v, N, m, 0))) return 0;
 	memset(&r, 0, sizeof r);
-	if (cublasLtMatmulAlgoGetHeuristic(L->h, L->op, L->la, L->lb, dl, dl, L->pref, 1, &r, &nres) !=
+	if (cublasLtMatmulAlgoGetHeuristic(L->h, L->op[v & LT_SWAP], a, b, dl, dl, L->pref, 1, &r, &nres) !=
 		    CUBLAS_STATUS_SUCCESS ||
 	    nres < 1 || r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > LT_WS_BYTES)
 		return 0;
@@ -380,14 +425,10 @@ static int lt_heuristic(struct cu_lt *L, int N, int K, int m, int bf16, cublasLt
 	return 1;
 }
 
-/* The cached entry of (N, K, m), its heuristics asked on first use: which output type
- * to use (*bf16), NULL when neither applies (bf16 output only with RND). */
-static struct lt_algo *lt_algo_get(struct cu_lt *L, int N, int K, int m, int rnd, int *bf16)
+/* The cached entry of (N, K, m) and its first variant with an algorithm (*var); the
+ * bf16-output variants only with RND.  NULL when none has one. */
+static struct lt_algo *lt_algo_get(struct cu_lt *L, int N, int K, int m, int rnd, int *var)
 {
-	if (L->nalgo * 4 >= LT_NALGO * 3) { /* many distinct row counts: start over */
-		memset(L->algo, 0, LT_NALGO * sizeof *L->algo);
-		L->nalgo = 0;
-	}
 	size_t j = ((size_t)N * 2654435761u ^ (size_t)K * 40503u ^ (size_t)m * 97u) & (LT_NALGO - 1);
 	while (L->algo[j].n && (L->algo[j].n != N || L->algo[j].k != K || L->algo[j].m != m)) j = (j + 1) & (LT_NALGO - 1);
 	struct lt_algo *e = &L->algo[j];
@@ -397,15 +438,14 @@ static struct lt_algo *lt_algo_get(struct cu_lt *L, int N, int K, int m, int rnd
 		e->m = m;
 		L->nalgo++;
 	}
-	if (!e->st32) e->st32 = lt_heuristic(L, N, K, m, 0, &e->a32) ? 1 : -1;
-	if (e->st32 > 0) {
-		*bf16 = 0;
-		return e;
+	for (int v = 0; v < (rnd ? LT_NVAR : 2); v++) {
+		if (!e->st[v]) e->st[v] = lt_heuristic(L, v, N, K, m, &e->a[v]) ? 1 : -1;
+		if (e->st[v] > 0) {
+			*var = v;
+			return e;
+		}
 	}
-	if (!rnd) return NULL;
-	if (!e->st16) e->st16 = lt_heuristic(L, N, K, m, 1, &e->a16) ? 1 : -1;
-	*bf16 = 1;
-	return e->st16 > 0 ? e : NULL;
+	return NULL;
 }
 
 /* ---- the op ---- */
@@ -438,11 +478,15 @@ int cu_lt_gemm_fp8(struct kern *k, float *y, int ldy, const float *x, int ldx, c
 	if (!c->gemm_lt || c->gemm_ref || !L || !L->aq || S <= 0) return 0;
 	if (!kern_lt_fits(N, K, ldy, nm, (uintptr_t)W->w, (uintptr_t)W->s, (uintptr_t)y)) return 0;
 	if (K > L->width || N > L->width) return 0;
+	if ((L->nalgo + 2) * 4 >= LT_NALGO * 3) { /* many distinct row counts: start over */
+		memset(L->algo, 0, LT_NALGO * sizeof *L->algo);
+		L->nalgo = 0;
+	}
 	/* every chunk size has an algorithm before anything is launched */
 	const int m0 = S < L->rows ? S : L->rows, mlast = S % L->rows ? S % L->rows : m0;
-	int b0, bl;
-	struct lt_algo *e0 = lt_algo_get(L, N, K, m0, rnd, &b0);
-	struct lt_algo *el = e0 ? lt_algo_get(L, N, K, mlast, rnd, &bl) : NULL;
+	int v0, vl;
+	struct lt_algo *e0 = lt_algo_get(L, N, K, m0, rnd, &v0);
+	struct lt_algo *el = e0 ? lt_algo_get(L, N, K, mlast, rnd, &vl) : NULL;
 	if (!e0 || !el) return 0;
 	const float *wsf = lt_wscale(c, L, W);
 	if (!wsf) return 0;
@@ -450,30 +494,33 @@ int cu_lt_gemm_fp8(struct kern *k, float *y, int ldy, const float *x, int ldx, c
 	for (int r0 = 0; r0 < S; r0 += L->rows) {
 		const int n = S - r0 < L->rows ? S - r0 : L->rows;
 		struct lt_algo *e = n == m0 ? e0 : el;
-		const int b16 = n == m0 ? b0 : bl;
+		const int v = n == m0 ? v0 : vl, sw = v & LT_SWAP;
 		float *yc = y + (size_t)r0 * ldy;
-		void *D = b16 ? (void *)L->d16 : (void *)yc;
-		cublasLtMatrixLayout_t dl = b16 ? L->ld16 : L->ld32;
+		void *D = v ? (void *)L->dsc : (void *)yc;
+		const cublasLtMatrixLayout_t dl = v & LT_BF16 ? L->ld16 : L->ld32;
 		k_lt_quant<<<dim3(K / 128, n), 32, 0, c->st>>>(L->aq, L->asc, n, x + (size_t)r0 * ldx, ldx, K);
 		cu_after_launch(k, "gemm_fp8 (cuBLASLt) act_quant");
-		const void *pa = wsf, *pb = L->asc;
-		int ok = e && lt_layouts(L, N, K, n, b16 ? N : ldy) &&
-			 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &pa, sizeof pa) ==
+		const void *pa = sw ? (const void *)L->asc : (const void *)wsf, *pb = sw ? (const void *)wsf : (const void *)L->asc;
+		const void *A = sw ? (const void *)L->aq : (const void *)W->w, *B = sw ? (const void *)W->w : (const void *)L->aq;
+		cublasLtMatmulDesc_t op = L->op[sw];
+		const int ldd = lt_ldd(v, N, n, ldy);
+		int ok = lt_layouts(L, v, N, K, n, ldd) &&
+			 cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &pa, sizeof pa) ==
 				 CUBLAS_STATUS_SUCCESS &&
-			 cublasLtMatmulDescSetAttribute(L->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &pb, sizeof pb) ==
+			 cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &pb, sizeof pb) ==
 				 CUBLAS_STATUS_SUCCESS &&
-			 cublasLtMatmul(L->h, L->op, &one, W->w, L->la, L->aq, L->lb, &zero, D, dl, D, dl,
-					b16 ? &e->a16 : &e->a32, L->ws, LT_WS_BYTES, c->st) == CUBLAS_STATUS_SUCCESS;
+			 cublasLtMatmul(L->h, op, &one, A, sw ? L->lx : L->lw, B, sw ? L->lw : L->lx, &zero, D, dl, D, dl,
+					&e->a[v], L->ws, LT_WS_BYTES, c->st) == CUBLAS_STATUS_SUCCESS;
 		if (!ok) {
-			if (e && b16) e->st16 = -1;
-			else if (e) e->st32 = -1;
+			e->st[v] = -1; /* the next call asks for another variant */
 			if (r0 == 0) return 0;
 			lt_rest_on_engine(k, y, ldy, x, ldx, W, r0, S, nm);
 			return 1;
 		}
 		cu_after_launch(k, "gemm_fp8 (cuBLASLt)");
-		if (b16 || rnd) {
-			k_lt_out<<<cu_grid((size_t)n * N), 256, 0, c->st>>>(yc, ldy, b16 ? L->d16 : NULL, N, n, rnd);
+		if (v || rnd) {
+			k_lt_out<<<dim3((N + 31) / 32, (n + 31) / 32), dim3(32, 8), 0, c->st>>>(yc, ldy, v ? L->dsc : NULL, ldd, v,
+												   N, n, rnd);
 			cu_after_launch(k, "gemm_fp8 (cuBLASLt) output");
 		}
 	}
