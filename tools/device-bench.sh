@@ -2,6 +2,9 @@
 # Device benchmark (called by tools/device-check.sh): BUILD OUT
 #   1. cudabench ops: per-kernel time, GB/s and TFLOP/s at released shapes against the
 #      copy / cuBLAS BF16 / cuBLASLt FP8 ceilings measured in the same run;
+#   1b. cudabench prefill: the prefill FP8 GEMM on the model's shapes (S = 64, 512, 4096),
+#      own engine kernel against cuBLASLt's block-scaled FP8 path (NVMOE_CUDA_GEMM=lt):
+#      TFLOP/s, share of the cuBLASLt FP8 ceiling, max |difference| per row max;
 #   2. cudabench fwd on a full-width mkmodel checkpoint (2 layers, 32 experts):
 #      prefill and decode tokens per second with every expert resident on the GPU;
 #   3. `nvmoe bench --backend cuda` on the same model (experts resident): host->device
@@ -16,6 +19,7 @@ build=${1:-build-dev}
 out=${2:-device-out}
 mkdir -p "$out"
 "$build/cudabench" ops 2>&1 | tee "$out/cudabench-ops.txt"
+"$build/cudabench" prefill 2>&1 | tee "$out/cudabench-prefill.txt"
 model=/tmp/nvmoe-full-2l
 if [ -x "$build/mkmodel" ]; then
   [ -d "$model" ] || "$build/mkmodel" --preset full --layers 2 --experts 32 --out "$model" --quiet \

@@ -79,6 +79,7 @@ static void cu_free(struct kern *k, void *p)
 	CU_CALL(cudaFree(p));
 	for (size_t i = h->nbufs; i-- > 0;) /* frees are rare (teardown): a linear search */
 		if (h->bufs[i].p == p) {
+			cu_lt_forget(k, p, h->bufs[i].bytes); /* cached cuBLASLt weight scales read from it */
 			h->buf_bytes -= h->bufs[i].bytes;
 			h->bufs[i] = h->bufs[--h->nbufs];
 			break;
@@ -89,6 +90,7 @@ static void cu_upload(struct kern *k, void *dst, const void *src, size_t bytes)
 {
 	struct cu_impl *c = cu_of(k);
 	if (!bytes) return;
+	cu_lt_forget(k, dst, bytes);
 	CU_CALL(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->st));
 	CU_CALL(cudaStreamSynchronize(c->st));
 }
@@ -104,6 +106,7 @@ static void cu_download(struct kern *k, void *dst, const void *src, size_t bytes
 static void cu_copy(struct kern *k, void *dst, const void *src, size_t bytes)
 {
 	if (!bytes) return;
+	cu_lt_forget(k, dst, bytes);
 	CU_CALL(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_of(k)->st));
 }
 
@@ -233,6 +236,7 @@ static int cu_reserve(struct kern *k, int max_rows, int max_width)
 	c->wp = (int)wp;
 	c->max_rows = max_rows;
 	c->max_width = max_width;
+	if (c->gemm_lt) cu_lt_setup(k, NULL, 0); /* failure: gemm_fp8 keeps the own kernel */
 	return 0;
 }
 
@@ -243,6 +247,7 @@ static void cu_destroy(struct kern *k)
 	if (h) {
 		struct cu_impl *c = &h->c;
 		cudaStreamSynchronize(c->st);
+		cu_lt_destroy(k);
 		ws_free(c);
 		for (struct cu_arena *a = h->arenas, *n; a; a = n) {
 			n = a->next;
@@ -272,10 +277,25 @@ extern "C" int kern_cuda_device_count(void)
 
 extern "C" void kern_cuda_set_gemm_ref(struct kern *k, int on) { cu_of(k)->gemm_ref = on != 0; }
 
+extern "C" int kern_cuda_set_gemm_lt(struct kern *k, int on, char *msg, size_t msg_n)
+{
+	struct cu_impl *c = cu_of(k);
+	if (msg && msg_n) msg[0] = 0;
+	if (!on) {
+		c->gemm_lt = 0;
+		return 0;
+	}
+	int rc = cu_lt_setup(k, msg, msg_n);
+	c->gemm_lt = rc == 0;
+	return rc;
+}
+
+extern "C" long kern_cuda_gemm_lt_calls(struct kern *k) { return cu_lt_calls(k); }
+
 extern "C" size_t kern_cuda_mem_used(struct kern *k)
 {
 	struct cu_host *h = (struct cu_host *)k->impl;
-	return h->arena_bytes + h->ws_bytes + h->buf_bytes;
+	return h->arena_bytes + h->ws_bytes + h->buf_bytes + cu_lt_bytes(k);
 }
 
 extern "C" void *kern_cuda_stream(struct kern *k) { return (void *)cu_of(k)->st; }
@@ -341,6 +361,7 @@ extern "C" int kern_cuda_create(int device, struct kern **out, char *msg, size_t
 	c->sync_debug = ev && *ev && strcmp(ev, "0");
 	ev = getenv("NVMOE_CUDA_GEMM");
 	c->gemm_ref = ev && !strcmp(ev, "ref");
+	c->gemm_lt = ev && !strcmp(ev, "lt"); /* set up at reserve() */
 
 	k->name = "cuda";
 	k->impl = h; /* struct cu_host starts with its cu_impl: cu_of() works on it */

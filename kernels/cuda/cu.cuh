@@ -51,6 +51,8 @@ struct cu_impl {
 	cudaStream_t st;
 	int sync_debug;   /* NVMOE_CUDA_SYNC=1 */
 	int gemm_ref;     /* 1: reference GEMM path (one thread per output, CPU order) */
+	int gemm_lt;      /* 1: FP8 GEMMs through cuBLASLt where it fits (gemm_lt.cu) */
+	struct cu_lt *lt; /* its state, NULL until first enabled */
 	/* workspace (reserve) */
 	int max_rows, max_width;
 	int wp;           /* padded A row length (elements) */
@@ -284,6 +286,21 @@ void cu_route(struct kern *k, int32_t *ids, float *w, const float *logits, const
 void cu_moe_expert(struct kern *k, float *acc, const float *x, const struct kern_expert *ex,
 		   const int32_t *slots, int n, const float *wt, int topk, float limit, unsigned nm);
 void cu_swiglu(struct kern *k, float *h, const float *g, const float *u, int rows, int n, unsigned nm);
+
+/* ---- cuBLASLt block-scaled FP8 GEMM (gemm_lt.cu; diagnostic NVMOE_CUDA_GEMM=lt) ----
+ * cu_lt_gemm_fp8: 1 when it computed the gemm_fp8 call, 0 when the call must take the
+ * own kernel (lt off or unavailable, shape/mode/alignment outside kernels/cuda/lt.h's
+ * rules, no algorithm).  cu_lt_setup: (re)size its state to the reserve()d workspace;
+ * 0 or negative errno (-ENOTSUP: not a Hopper device / cuBLASLt too old).
+ * cu_lt_forget: drop cached weight scales read from [p, p+bytes) (freed or
+ * overwritten device memory).  cu_lt_destroy frees everything (NULL state ok). */
+int cu_lt_gemm_fp8(struct kern *k, float *y, int ldy, const float *x, int ldx, const struct kern_fp8w *W, int S,
+		   unsigned nm);
+int cu_lt_setup(struct kern *k, char *why, size_t why_n);
+void cu_lt_forget(struct kern *k, const void *p, size_t bytes);
+void cu_lt_destroy(struct kern *k);
+long cu_lt_calls(struct kern *k);
+size_t cu_lt_bytes(struct kern *k); /* device memory it holds (kern_cuda_mem_used) */
 
 /* ---- the GEMM engine (gemm_engine.cu) ----
  * y = x · Wᵀ in chunks of at most CU_ROWS rows.  cu_stage() copies a chunk's

@@ -21,7 +21,12 @@
  *   -EINVAL (device index), -ENOMEM.  Ops cannot fail (kern.h); a CUDA error inside
  *   one (device fault, launch failure) is reported on stderr and aborts, like CHECK().
  *   Diagnostics (env): NVMOE_CUDA_SYNC=1 synchronises after every launch so that the
- *   failing op is named; NVMOE_CUDA_GEMM=ref selects the reference GEMM kernels.
+ *   failing op is named; NVMOE_CUDA_GEMM=ref selects the reference GEMM kernels;
+ *   NVMOE_CUDA_GEMM=lt sends FP8 GEMMs with act_quant through cuBLASLt's block-scaled
+ *   FP8 path where its modes fit (sm_90; kernels/cuda/gemm_lt.cu).  lt is opt-in
+ *   because cuBLASLt chooses its algorithm (tiles, split-K) per row count: a row's
+ *   result may then depend on how many rows share the call, which breaks the
+ *   row-independence guarantee above (chunked prefill bitwise equal to whole).
  *   Threads: one thread drives the backend (kern.h); create and use on that thread.
  *
  *   Usable from C.  Only declared when the build has CUDA (NVMOE_HAVE_CUDA).
@@ -47,10 +52,23 @@ int kern_cuda_create(int device, struct kern **out, char *msg, size_t msg_n);
  * order: bit-identical to kernels/cpu), 0 = tensor-core kernels (default). */
 void kern_cuda_set_gemm_ref(struct kern *k, int on);
 
+/* Diagnostics (tests, cudabench): on = 1 sends gemm_fp8 calls with KERN_QNT through
+ * cuBLASLt's block-scaled FP8 path (VEC128 activation / BLK128x128 weight scales;
+ * kernels/cuda/gemm_lt.cu) where it fits, the own kernel otherwise; on = 0 returns to
+ * the own kernel.  The same as NVMOE_CUDA_GEMM=lt at creation.  Not the default: its
+ * algorithm depends on the row count, so row independence (kern.h) does not hold.
+ * 0, or -ENOTSUP (not sm_90, cuBLASLt < 12.9, set-up failed) / -ENOMEM with msg
+ * filled; the path then stays off.  Buffers are sized by reserve() (call it first or
+ * again after).  The reference path (set_gemm_ref) takes precedence. */
+int kern_cuda_set_gemm_lt(struct kern *k, int on, char *msg, size_t msg_n);
+/* gemm_fp8 calls computed by cuBLASLt so far (the rest took the own kernel). */
+long kern_cuda_gemm_lt_calls(struct kern *k);
+
 /* 1 when k is a CUDA backend (its B memory is device memory). */
 int kern_cuda_is(const struct kern *k);
 /* Device memory the backend holds, in bytes: weight arenas (whole 256 MiB arenas),
- * the reserve() workspace and alloc()ed buffers not yet freed.  What an expert-slot
+ * the reserve() workspace (with the cuBLASLt path's buffers when it is on) and
+ * alloc()ed buffers not yet freed.  What an expert-slot
  * cache may add under a VRAM budget is the budget less this. */
 size_t kern_cuda_mem_used(struct kern *k);
 /* The compute stream (a cudaStream_t) every op runs on, and the device index: for the

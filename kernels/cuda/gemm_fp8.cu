@@ -8,6 +8,7 @@ void cu_gemm_fp8(struct kern *k, float *y, int ldy, const float *x, int ldx, con
 		 unsigned nm)
 {
 	if (S <= 0) return;
+	if (cu_of(k)->gemm_lt && cu_lt_gemm_fp8(k, y, ldy, x, ldx, W, S, nm)) return; /* diagnostic cuBLASLt path */
 	struct cu_gdesc d = {};
 	d.kind = CU_FP8;
 	d.w = W->w;

@@ -4,10 +4,17 @@
  *                        S=64), achieved GB/s (weight bytes) and TFLOP/s, next to the
  *                        device's ceilings measured in the same run (D2D copy,
  *                        cuBLAS BF16 GEMM, cuBLASLt FP8 GEMM)
+ *   cudabench prefill    the prefill FP8 GEMM on the model's linear shapes (config.json:
+ *                        wq_a, wq_b, wkv, wo_b, indexer wq_b, shared w1/w3, w2) at S = 64,
+ *                        512, 4096: the own engine kernel against cuBLASLt's block-scaled
+ *                        FP8 path (kern_cuda_set_gemm_lt), TFLOP/s and share of the
+ *                        cuBLASLt FP8 ceiling of the same run, and the largest
+ *                        |lt - own| of a row relative to that row's max |own|
  *   cudabench fwd DIR [--prefill P] [--decode N] [--chunk C]
  *                        the forward pass of a checkpoint (all experts resident on
  *                        the GPU): prefill and decode tokens per second
  * Random inputs; times are wall clock over several calls, stream synchronised. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,20 +82,26 @@ struct op {
 	void *ctx;
 };
 
-static void report(const struct op *o, double copy_gbs, double tc_tflops)
+/* Seconds per call: two warm-up calls, then calls for about 0.3 s. */
+static double time_call(const struct op *o)
 {
 	o->run(o->ctx);
 	o->run(o->ctx);
 	sync_dev();
 	int it = 0;
-	double t0 = now(), t;
+	double t0 = now();
 	do {
 		o->run(o->ctx);
 		it++;
 		if (it % 4 == 0) sync_dev();
-	} while ((t = now() - t0) < 0.3 && it < 2000);
+	} while (now() - t0 < 0.3 && it < 2000);
 	sync_dev();
-	t = (now() - t0) / it;
+	return (now() - t0) / it;
+}
+
+static void report(const struct op *o, double copy_gbs, double tc_tflops)
+{
+	double t = time_call(o);
 	double gbs = o->bytes / t / 1e9, tf = o->flops / t / 1e12;
 	printf("%-40s %9.1f us  %8.1f GB/s (%4.0f%% of copy)  %7.2f TFLOP/s (%4.1f%% of BF16 cuBLAS)\n", o->name, t * 1e6,
 	       gbs, copy_gbs > 0 ? 100 * gbs / copy_gbs : 0, tf, tc_tflops > 0 ? 100 * tf / tc_tflops : 0);
@@ -226,6 +239,86 @@ static int cmd_ops(void)
 	return 0;
 }
 
+/* ---- prefill GEMM: own kernel vs cuBLASLt block-scaled FP8 ---- */
+
+static int cmd_prefill(void)
+{
+	char msg[256] = "";
+	double f8 = cb_fp8_tflops(msg, sizeof msg);
+	printf("ceiling: cuBLASLt FP8 GEMM 8192^3 %.1f TFLOP/s%s%s\n", f8, f8 < 0 ? ": " : "", f8 < 0 ? msg : "");
+	/* the model's FP8 linears [N, K] (config.json: D 4096, Q 1024, H·d_h 32768, d_h 512,
+	 * G·R 8192, H_I·d_I 8192, F 2048) */
+	const struct { const char *name; int N, K; } sh[] = {
+		{ "wq_a", 1024, 4096 }, { "wq_b", 32768, 1024 }, { "wkv", 512, 4096 }, { "wo_b", 4096, 8192 },
+		{ "indexer wq_b", 8192, 1024 }, { "shared w1/w3", 2048, 4096 }, { "shared w2", 4096, 2048 },
+	};
+	const int Ss[] = { 64, 512, 4096 };
+	if (g_dev->reserve(g_dev, 4096, 32768 + 256)) {
+		fprintf(stderr, "cudabench: reserve failed\n");
+		return 1;
+	}
+	int lt = kern_cuda_set_gemm_lt(g_dev, 1, msg, sizeof msg) == 0;
+	kern_cuda_set_gemm_lt(g_dev, 0, NULL, 0);
+	if (!lt) printf("cuBLASLt block-scaled FP8 path unavailable: %s (own kernel only)\n", msg);
+	printf("%-28s %6s | %10s %8s %6s | %10s %8s %6s | %7s | %s\n", "gemm_fp8 faithful [N x K]", "S", "own us", "TFLOP/s",
+	       "%ceil", "lt us", "TFLOP/s", "%ceil", "lt/own", "max|lt-own|/rowmax");
+	for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
+		for (size_t j = 0; j < sizeof Ss / sizeof Ss[0]; j++) {
+			const int N = sh[i].N, K = sh[i].K, S = Ss[j];
+			size_t ns = (size_t)((N + 127) / 128) * (K / 128);
+			struct fp8ctx c = { { rnd_dev((size_t)N * K, 1), rnd_dev(ns, 2), N, K }, rnd_dev((size_t)S * K * 4, 0),
+					    g_dev->alloc(g_dev, (size_t)S * N * 4), S };
+			float *y_lt = g_dev->alloc(g_dev, (size_t)S * N * 4);
+			if (!c.y || !y_lt) {
+				fprintf(stderr, "cudabench: device allocation failed\n");
+				exit(1);
+			}
+			char nm[64];
+			snprintf(nm, sizeof nm, "%s %dx%d", sh[i].name, N, K);
+			const double fl = 2.0 * S * N * K;
+			struct op o = { nm, (double)N * K + ns, fl, run_fp8, &c };
+			const double t_own = time_call(&o);
+			double t_lt = -1, rel = -1;
+			if (lt) {
+				kern_cuda_set_gemm_lt(g_dev, 1, NULL, 0);
+				float *y_own = c.y;
+				c.y = y_lt;
+				long c0 = kern_cuda_gemm_lt_calls(g_dev);
+				t_lt = time_call(&o);
+				if (kern_cuda_gemm_lt_calls(g_dev) == c0) t_lt = -2; /* fell back */
+				c.y = y_own;
+				kern_cuda_set_gemm_lt(g_dev, 0, NULL, 0);
+				float *a = malloc((size_t)S * N * 4), *b = malloc((size_t)S * N * 4);
+				g_dev->download(g_dev, a, y_own, (size_t)S * N * 4);
+				g_dev->download(g_dev, b, y_lt, (size_t)S * N * 4);
+				rel = 0;
+				for (int s = 0; s < S; s++) {
+					double rmax = 0, d = 0;
+					for (int n = 0; n < N; n++) {
+						double v = a[(size_t)s * N + n];
+						rmax = fabs(v) > rmax ? fabs(v) : rmax;
+						double e = fabs((double)b[(size_t)s * N + n] - v);
+						d = e > d || e != e ? e : d;
+					}
+					double r = rmax > 0 ? d / rmax : d;
+					rel = r > rel || r != r ? r : rel;
+				}
+				free(a);
+				free(b);
+			}
+			const double tf_own = fl / t_own / 1e12, tf_lt = t_lt > 0 ? fl / t_lt / 1e12 : 0;
+			printf("%-28s %6d | %10.1f %8.1f %5.1f%% | ", nm, S, t_own * 1e6, tf_own, f8 > 0 ? 100 * tf_own / f8 : 0);
+			if (t_lt > 0)
+				printf("%10.1f %8.1f %5.1f%% | %6.2fx | %.3g\n", t_lt * 1e6, tf_lt, f8 > 0 ? 100 * tf_lt / f8 : 0,
+				       t_own / t_lt, rel);
+			else
+				printf("%10s %8s %6s | %7s | %s\n", "-", "-", "-", "-", t_lt == -2 ? "fell back to own kernel" : "n/a");
+			g_dev->free(g_dev, (void *)c.w.w); g_dev->free(g_dev, (void *)c.w.s); g_dev->free(g_dev, c.x);
+			g_dev->free(g_dev, c.y); g_dev->free(g_dev, y_lt);
+		}
+	return 0;
+}
+
 /* ---- forward pass ---- */
 
 static int cmd_fwd(int argc, char **argv)
@@ -282,8 +375,8 @@ fail:
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || (strcmp(argv[1], "ops") && (strcmp(argv[1], "fwd") || argc < 3))) {
-		fprintf(stderr, "usage: cudabench ops | cudabench fwd DIR [--prefill P] [--decode N] [--chunk C]\n");
+	if (argc < 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "prefill") && (strcmp(argv[1], "fwd") || argc < 3))) {
+		fprintf(stderr, "usage: cudabench ops | cudabench prefill | cudabench fwd DIR [--prefill P] [--decode N] [--chunk C]\n");
 		return 2;
 	}
 	char msg[256], name[128];
@@ -294,7 +387,7 @@ int main(int argc, char **argv)
 	size_t fr, tot;
 	kern_cuda_info(g_dev, name, sizeof name, &fr, &tot);
 	printf("device: %s, %.1f of %.1f GiB free\n", name, fr / 1073741824.0, tot / 1073741824.0);
-	int rc = !strcmp(argv[1], "ops") ? cmd_ops() : cmd_fwd(argc - 2, argv + 2);
+	int rc = !strcmp(argv[1], "ops") ? cmd_ops() : !strcmp(argv[1], "prefill") ? cmd_prefill() : cmd_fwd(argc - 2, argv + 2);
 	g_dev->destroy(g_dev);
 	return rc;
 }
