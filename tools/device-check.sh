@@ -87,17 +87,25 @@ for f in .deps/*.deb; do
   ndeb=$((ndeb + 1))
 done
 [ $ndeb -gt 0 ] || { fail "deps: .deps/ holds no .deb: run tools/fetch-deps.sh --golden here and carry .deps"; finish; }
-export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Debian's -dev symlinks may be absolute (usr/lib/.../libreadline.so -> /lib/.../libreadline.so.8):
+# point them into the prefix, or the link would look for the system's copy (absent there).
+nfix=0
+while IFS= read -r l; do
+  tgt=$(readlink "$l")
+  case $tgt in /*) ln -sfn "$prefix$tgt" "$l"; nfix=$((nfix + 1)) ;; esac
+done < <(find "$prefix" -type l)
+# libraries live in usr/lib/<arch> and (readline, tinfo: Debian 12 packages) lib/<arch>
+export LD_LIBRARY_PATH="$lib:$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 shared_arg=()
 [ -d .shared/golden ] && shared_arg=(-DNVMOE_SHARED_DIR="$PWD/.shared")
-say "deps: $ndeb packages unpacked into $prefix; golden data: $([ -d .shared/golden ] && echo .shared || echo 'absent (golden tests skip)')"
+say "deps: $ndeb packages unpacked into $prefix ($nfix absolute links redirected); golden data: $([ -d .shared/golden ] && echo .shared || echo 'absent (golden tests skip)')"
 
 # ---------------------------------------------------------------- build
 # NVMOE_DEV_CMAKE_ARGS: extra configure arguments (tools' own dry runs hide the system's
 # copies of the packages with CMAKE_IGNORE_PATH, as on the device).
 # shellcheck disable=SC2086
 if ! timeout "$(box 120)" cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DNVMOE_CUDA_ARCHS="$ARCHS" \
-  -DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_LIBRARY_PATH="$lib" "${shared_arg[@]}" ${NVMOE_DEV_CMAKE_ARGS:-} \
+  -DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_LIBRARY_PATH="$lib;$prefix/lib/x86_64-linux-gnu" "${shared_arg[@]}" ${NVMOE_DEV_CMAKE_ARGS:-} \
   >"$OUT/build.log" 2>&1; then
   fail "configure: FAILED"
   tail -n 25 "$OUT/build.log" | cut -c1-220
