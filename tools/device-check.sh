@@ -216,9 +216,13 @@ if want unit; then
     say "unit: skipped (time budget)"
   else
     t=$(date +%s)
-    (cd $B && timeout "$b" ctest -L unit -j "$NJ" --timeout 120) >"$OUT/ctest-unit.log" 2>&1
+    # the tokenizer tests need ../shared/ref's 14 MB tokenizer files, not carried (64 MiB limit)
+    excl='^(test_tok_ref|test_chat_ref)$'
+    [ -f .shared/ref/deepseek-v4-flash/tokenizer.reconstructed.json ] && excl='^$'
+    (cd $B && timeout "$b" ctest -L unit -E "$excl" -j "$NJ" --timeout 120) >"$OUT/ctest-unit.log" 2>&1
     r=$?
     line=$(grep -E 'tests passed' "$OUT/ctest-unit.log" | tail -1)
+    [ "$excl" != '^$' ] && line="${line:-ok}; test_tok_ref, test_chat_ref left out (tokenizer files not carried)"
     if [ $r -eq 0 ]; then say "unit: ${line:-ok} ($(( $(date +%s) - t )) s)"
     else
       fail "unit: rc=$r ${line:-(cut at the time box)} ($(( $(date +%s) - t )) s)"

@@ -17,11 +17,17 @@ ls -1 *.deb | wc -l | xargs echo "nvmoe: .deps holds .deb files:"
 cd ..
 # --golden: also a copy of ../shared/golden in .shared/ (git-ignored) that fits the device
 # machine's 64 MiB tree limit: units, tiny-a whole, tiny-b ckpt + faithful (its smooth and
-# exact modes are left out: ~39 MB).
+# exact modes are left out), the small files of ref/deepseek-v4-flash: ~39 MB.
 if [ "${1:-}" = "--golden" ] && [ -d ../shared/golden ]; then
   rm -rf .shared && mkdir -p .shared/golden/tiny-b
   cp -r ../shared/golden/units ../shared/golden/tiny-a .shared/golden/
   for f in ckpt tokens.json manifest.json faithful; do cp -r ../shared/golden/tiny-b/$f .shared/golden/tiny-b/; done
+  # the small reference files (released config, generation config) some unit tests read;
+  # not the 14 MB of tokenizer files: device-check.sh leaves out the tests needing them
+  mkdir -p .shared/ref/deepseek-v4-flash
+  for f in config.json generation_config.json tokenizer_config.json PROVENANCE.md; do
+    cp ../shared/ref/deepseek-v4-flash/$f .shared/ref/deepseek-v4-flash/
+  done
   du -sh .shared | xargs echo "nvmoe: golden copy for the device:"
 fi
 # What the device tool's `run` would carry: tracked and untracked-not-ignored files plus
