@@ -60,6 +60,16 @@ int core_expert_src_resident(const struct core_ckpt *ck, struct kern *k, struct 
 							    t ? "tensor data not mapped" : "routed expert tensor absent");
 				}
 				p[j] = k->wmap(k, t->data, t->nbytes);
+				if (!p[j]) {
+					/* a GPU backend out of device memory: without this check the
+					 * NULL views would fault inside the expert kernels */
+					free(r->v);
+					free(r);
+					return core_err_set(e, NV_ENOMEM, core_ckpt_dir(ck), name,
+							    "stream the experts through GPU slots with --vram-budget SIZE",
+							    "backend '%s' could not map the routed expert weight (%llu bytes): "
+							    "out of device memory", k->name, (unsigned long long)t->nbytes);
+				}
 			}
 			struct core_expert_view *v = &r->v[(size_t)b * r->E + x];
 			v->w1 = p[0]; v->w1_scale = p[1];

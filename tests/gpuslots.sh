@@ -15,9 +15,9 @@ trap 'rm -rf "$T"' EXIT
 case $model in
 tiny-ci)
   "$B/mkmodel" --preset tiny-ci --out "$T/hf" --quiet
-  python3 -c "
-import random; r = random.Random(7)
-print([r.randrange(2, 512) for _ in range(150)])" > "$T/tok.json"
+  # 150 pseudo-random ids in [2, 512) (awk: the device machine may have no python3)
+  awk 'BEGIN { x = 7; printf "["; for (i = 0; i < 150; i++) { x = (x * 1103515245 + 12345) % 2147483648;
+       printf "%s%d", i ? ", " : "", 2 + int(x / 65536) % 510 } print "]" }' > "$T/tok.json"
   other() { "$B/mkmodel" --preset tiny-ci --seed 9 --out "$1" --quiet; } ;;
 tiny-a)
   src=${NV_SHARED:-}/golden/tiny-a
@@ -44,9 +44,12 @@ budget=$(( used + 3 * slot + slot / 2 ))
 exp_bytes=$("$nvmoe" inspect "$T/hf" | sed -n 's/^one expert: [0-9]* tensors, \([0-9,]*\) bytes.*/\1/p' | tr -d ,)
 hslot=$(( (exp_bytes + 4095) / 4096 * 4096 + 8192 ))
 # blocks with routed experts: all (host cache size); the main ones (eval runs no MTP)
-nb=$(python3 -c "import json; c = json.load(open('$T/hf/config.json')); print(c['num_hidden_layers'] + c.get('num_nextn_predict_layers', 0))")
-nmain=$(python3 -c "import json; c = json.load(open('$T/hf/config.json')); print(c['num_hidden_layers'])")
-L=$(python3 -c "import json; d = json.load(open('$T/tok.json')); print(len(d['tokens'] if isinstance(d, dict) else d))")
+# config values and the token count without python3 (absent on the device machine)
+cfg() { grep -o "\"$1\":[[:space:]]*[0-9]*" "$T/hf/config.json" | head -1 | grep -o '[0-9]*$'; }
+nmain=$(cfg num_hidden_layers)
+nmtp=$(cfg num_nextn_predict_layers)
+nb=$(( nmain + ${nmtp:-0} ))
+L=$(sed 's/.*\[//; s/\].*//' "$T/tok.json" | tr ',' '\n' | grep -c '[0-9]')
 small=$(( hslot * 3 * nb ))   # host cache: about 3 experts per block
 
 rc=0

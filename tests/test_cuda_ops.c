@@ -12,13 +12,23 @@
  * by row on the GPU and must be bitwise equal to the batched call.
  * Failures print op, index, got and expected.  Exit 77 without a CUDA device;
  * `--probe` only answers that question (0 = device present).
+ * The CPU reference is the SCALAR isa (the order the GEMM reference path reproduces).
+ * Each group of ops runs in a child process (see main): a CUDA fault or a hung kernel
+ * in one group is reported and the other groups still run.  `--only a,b` runs some
+ * groups (`--list`); `--inproc` runs them in this process (for compute-sanitizer);
+ * `--fake` runs the whole test with a second scalar CPU backend in
+ * place of the GPU (no device needed: checks the test's own buffers and indexing).
  */
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kernels/cuda/cuda.h"
 #include "kernels/kern.h"
@@ -26,6 +36,13 @@
 #include "testutil.h"
 
 static struct kern *C, *G;
+static int g_fake; /* --fake: G is a second (scalar) CPU backend: checks the test itself */
+
+/* the CUDA backend's reference GEMM path (bitwise the CPU's order) on / off */
+static void set_ref(int on)
+{
+	if (kern_cuda_is(G)) kern_cuda_set_gemm_ref(G, on);
+}
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 
 /* ---- random data ---- */
@@ -75,7 +92,7 @@ static uint8_t *u8vec(size_t n, int lo, int hi)
 
 /* ---- device buffers ---- */
 
-static void *dup(const void *h, size_t bytes)
+static void *ddup(const void *h, size_t bytes)
 {
 	void *d = G->alloc(G, bytes);
 	if (!d) { fprintf(stderr, "FAIL: device alloc of %zu bytes\n", bytes); exit(1); }
@@ -175,7 +192,7 @@ static void t_elementwise(void)
 	uint16_t *emb = bvec((size_t)V * D, 0, 1);
 	int32_t tok[5] = { 3, 0, 63, 17, 3 };
 	float *Xc = malloc(sizeof(float) * S * M * D);
-	void *embd = dup(emb, (size_t)V * D * 2);
+	void *embd = ddup(emb, (size_t)V * D * 2);
 	float *Xd = G->alloc(G, sizeof(float) * S * M * D);
 	C->embed(C, Xc, emb, tok, S, D, M);
 	G->embed(G, Xd, embd, tok, S, D, M);
@@ -193,7 +210,7 @@ static void t_elementwise(void)
 	const size_t n = 10007;
 	const int rs = 7, rm = 3, rn = 400;
 	float *a = fvec(n, 3, 0), *b = fvec(n, 3, 0), *c = malloc(n * 4), *h;
-	float *ad = dup(a, n * 4), *bd = dup(b, n * 4), *cd = G->alloc(G, n * 4);
+	float *ad = ddup(a, n * 4), *bd = ddup(b, n * 4), *cd = G->alloc(G, n * 4);
 	for (int v = 0; v < 2; v++) {
 		unsigned nm = v ? 0 : KERN_RND;
 		char nmm[64];
@@ -250,8 +267,8 @@ static void t_norms(void)
 			unsigned nm = v ? 0 : KERN_RND | KERN_QNT;
 			float *x = fvec((size_t)rows * n, 2, !v), *y = malloc((size_t)rows * n * 4);
 			uint16_t *w = bvec(n, 1, 0.2f);
-			float *xd = dup(x, (size_t)rows * n * 4), *yd = G->alloc(G, (size_t)rows * n * 4);
-			void *wd = dup(w, n * 2);
+			float *xd = ddup(x, (size_t)rows * n * 4), *yd = G->alloc(G, (size_t)rows * n * 4);
+			void *wd = ddup(w, n * 2);
 			char op[64];
 			C->rmsnorm(C, y, x, w, rows, n, 1e-6f, nm);
 			G->rmsnorm(G, yd, xd, wd, rows, n, 1e-6f, nm);
@@ -280,12 +297,12 @@ static void t_rope(void)
 	const int rows = 5, nh = 4, hs = 128, dr = 64, off = 64, ld = nh * hs;
 	float freq[32];
 	for (int i = 0; i < dr / 2; i++) freq[i] = 1.0f / (float)pow(10000.0, (double)(2 * i) / dr);
-	float *fd = dup(freq, sizeof freq);
+	float *fd = ddup(freq, sizeof freq);
 	for (int v = 0; v < 4; v++) {
 		unsigned nm = v & 1 ? 0 : KERN_RND;
 		int inv = v >> 1;
 		float *x = fvec((size_t)rows * ld, 1, 1);
-		float *xd = dup(x, (size_t)rows * ld * 4);
+		float *xd = ddup(x, (size_t)rows * ld * 4);
 		C->rope(C, x, rows, ld, nh, hs, off, dr, freq, 70001, inv ? 1 : 4, inv, nm);
 		G->rope(G, xd, rows, ld, nh, hs, off, dr, fd, 70001, inv ? 1 : 4, inv, nm);
 		float *h = down(xd, (size_t)rows * ld * 4);
@@ -305,7 +322,7 @@ static void t_quant(void)
 		int block = b ? 128 : 64;
 		float *x = fvec((size_t)rows * ld, 4, 1);
 		x[5] = 0; x[6] = 1e-7f; x[7] = -5000.0f; /* small, saturating */
-		float *xd = dup(x, (size_t)rows * ld * 4);
+		float *xd = ddup(x, (size_t)rows * ld * 4);
 		C->qdq8(C, x, rows, ld, len, block, KERN_QNT);
 		G->qdq8(G, xd, rows, ld, len, block, KERN_QNT);
 		float *h = down(xd, (size_t)rows * ld * 4);
@@ -314,7 +331,7 @@ static void t_quant(void)
 		G->free(G, xd);
 	}
 	float *x = fvec(6 * 128, 2, 1);
-	float *xd = dup(x, 6 * 128 * 4);
+	float *xd = ddup(x, 6 * 128 * 4);
 	C->qdq4(C, x, 6, 128, 128, KERN_QNT);
 	G->qdq4(G, xd, 6, 128, 128, KERN_QNT);
 	float *h = down(xd, 6 * 128 * 4);
@@ -323,7 +340,7 @@ static void t_quant(void)
 	for (int v = 0; v < 2; v++) {
 		unsigned nm = v ? 0 : KERN_RND;
 		float *y = fvec(5 * 128, 1, 1);
-		float *yd = dup(y, 5 * 128 * 4);
+		float *yd = ddup(y, 5 * 128 * 4);
 		C->hadamard(C, y, 5, 128, nm);
 		G->hadamard(G, yd, 5, 128, nm);
 		h = down(yd, 5 * 128 * 4);
@@ -345,7 +362,7 @@ static void gemm_check(const char *name, gemm_fn fn, void *ctx, const float *x, 
 		       int mode, double rel)
 {
 	size_t xb = (size_t)S * xcols * 4, yb = (size_t)S * ycols * 4;
-	float *yc = calloc(1, yb), *xd = dup(x, xb), *yd = G->alloc(G, yb);
+	float *yc = calloc(1, yb), *xd = ddup(x, xb), *yd = G->alloc(G, yb);
 	char op[128];
 	fn(C, ctx, yc, x, S);
 	fn(G, ctx, yd, xd, S);
@@ -356,9 +373,9 @@ static void gemm_check(const char *name, gemm_fn fn, void *ctx, const float *x, 
 	float *h1 = down(yd, yb);
 	snprintf(op, sizeof op, "%s row by row == batched", name);
 	cmp(op, h1, h, S, ycols, ycols, EXACT, 0);
-	kern_cuda_set_gemm_ref(G, 1);
+	set_ref(1);
 	fn(G, ctx, yd, xd, S);
-	kern_cuda_set_gemm_ref(G, 0);
+	set_ref(0);
 	float *h2 = down(yd, yb);
 	snprintf(op, sizeof op, "%s reference path == CPU", name);
 	cmp(op, h2, yc, S, ycols, ycols, EXACT, 0);
@@ -390,7 +407,7 @@ static void fp8_make(struct fp8ctx *c, int N, int K)
 	size_t ns = (size_t)((N + 127) / 128) * ((K + 127) / 128);
 	uint8_t *w = e4vec((size_t)N * K), *s = u8vec(ns, 118, 124);
 	c->wc = (struct kern_fp8w){ w, s, N, K };
-	c->wg = (struct kern_fp8w){ dup(w, (size_t)N * K), dup(s, ns), N, K };
+	c->wg = (struct kern_fp8w){ ddup(w, (size_t)N * K), ddup(s, ns), N, K };
 }
 
 static void fp8_free(struct fp8ctx *c)
@@ -419,7 +436,7 @@ static void t_gemm_fp8(void)
 	const int N = 256, K = 256, S = 9, ldx = 300, ldy = 270;
 	fp8_make(&c, N, K);
 	float *x = fvec((size_t)S * ldx, 1, 1), *yc = calloc((size_t)S * ldy, 4);
-	float *xd = dup(x, (size_t)S * ldx * 4), *yd = dup(yc, (size_t)S * ldy * 4);
+	float *xd = ddup(x, (size_t)S * ldx * 4), *yd = ddup(yc, (size_t)S * ldy * 4);
 	C->gemm_fp8(C, yc, ldy, x, ldx, &c.wc, S, c.nm);
 	G->gemm_fp8(G, yd, ldy, xd, ldx, &c.wg, S, c.nm);
 	float *h = down(yd, (size_t)S * ldy * 4);
@@ -468,7 +485,7 @@ static void t_gemm_dense(void)
 			struct densectx c = { .N = cfg[i][0], .K = cfg[i][1], .f32 = v == 2, .nm = v ? 0 : KERN_RND };
 			uint16_t *w = bvec((size_t)c.N * c.K, 0, 0.05f);
 			c.wc = w;
-			c.wg = dup(w, (size_t)c.N * c.K * 2);
+			c.wg = ddup(w, (size_t)c.N * c.K * 2);
 			float *x = fvec((size_t)cfg[i][2] * c.K, 1, v == 0);
 			char name[96];
 			snprintf(name, sizeof name, "%s %dx%d%s", c.f32 ? "gemm_f32" : "gemm_bf16", c.N, c.K,
@@ -491,8 +508,8 @@ static void t_hc(void)
 			float *X = fvec((size_t)S * MD, 1, !v), *fn = fvec((size_t)nmix * MD, 0.02f, 0);
 			float sc[3] = { 0.7f, 0.9f, 1.3f }, *base = fvec(nmix, 0.5f, 0);
 			float *y = malloc((size_t)S * D * 4), *post = malloc(S * M * 4), *comb = malloc(S * M * M * 4);
-			float *Xd = dup(X, (size_t)S * MD * 4), *fnd = dup(fn, (size_t)nmix * MD * 4), *scd = dup(sc, 12);
-			float *based = dup(base, nmix * 4), *yd = G->alloc(G, (size_t)S * D * 4);
+			float *Xd = ddup(X, (size_t)S * MD * 4), *fnd = ddup(fn, (size_t)nmix * MD * 4), *scd = ddup(sc, 12);
+			float *based = ddup(base, nmix * 4), *yd = G->alloc(G, (size_t)S * D * 4);
 			float *postd = G->alloc(G, S * M * 4), *combd = G->alloc(G, S * M * M * 4);
 			char op[96];
 			C->hc_pre(C, y, post, comb, X, fn, sc, base, S, M, D, 20, 1e-6f, 1e-6f, nm);
@@ -513,7 +530,7 @@ static void t_hc(void)
 			free(h1);
 			/* hc_post on the CPU's post/comb: exact */
 			float *f = fvec((size_t)S * D, 1, !v), *Xo = malloc((size_t)S * MD * 4);
-			float *fd = dup(f, (size_t)S * D * 4), *Xod = G->alloc(G, (size_t)S * MD * 4);
+			float *fd = ddup(f, (size_t)S * D * 4), *Xod = G->alloc(G, (size_t)S * MD * 4);
 			G->upload(G, postd, post, S * M * 4);
 			G->upload(G, combd, comb, S * M * M * 4);
 			C->hc_post(C, Xo, f, X, post, comb, S, M, D, nm);
@@ -547,8 +564,8 @@ static void t_compress(void)
 		float *kt = fvec((size_t)total * cd, 1, 0), *gt = fvec((size_t)total * cd, 1, 0), *ape = fvec((size_t)r * cd, 0.3f, 0);
 		float *Kc = malloc(nst * 4), *Gc = malloc(nst * 4);
 		for (int i = 0; i < nst; i++) Kc[i] = 0, Gc[i] = -INFINITY;
-		float *ktd = dup(kt, (size_t)total * cd * 4), *gtd = dup(gt, (size_t)total * cd * 4), *aped = dup(ape, (size_t)r * cd * 4);
-		float *Kd = dup(Kc, nst * 4), *Gd = dup(Gc, nst * 4), *K1 = dup(Kc, nst * 4), *G1 = dup(Gc, nst * 4);
+		float *ktd = ddup(kt, (size_t)total * cd * 4), *gtd = ddup(gt, (size_t)total * cd * 4), *aped = ddup(ape, (size_t)r * cd * 4);
+		float *Kd = ddup(Kc, nst * 4), *Gd = ddup(Gc, nst * 4), *K1 = ddup(Kc, nst * 4), *G1 = ddup(Gc, nst * 4);
 		const int nw = total / r + 1;
 		float *uc = calloc((size_t)nw * d, 4), *ud = G->alloc(G, (size_t)nw * d * 4), *u1 = G->alloc(G, (size_t)nw * d * 4);
 		for (int i = 0; i < ncall; i++) {
@@ -591,8 +608,8 @@ static void t_indexer(void)
 		unsigned nm = v ? 0 : KERN_RND | KERN_QNT;
 		float *q = fvec((size_t)S * HI * dI, 1, !v), *w = fvec(S * HI, 0.1f, !v), *ic = fvec((size_t)n * dI, 1, !v);
 		float *sc = calloc((size_t)S * ld, 4);
-		float *qd = dup(q, (size_t)S * HI * dI * 4), *wd = dup(w, S * HI * 4), *icd = dup(ic, (size_t)n * dI * 4);
-		float *scd = dup(sc, (size_t)S * ld * 4);
+		float *qd = ddup(q, (size_t)S * HI * dI * 4), *wd = ddup(w, S * HI * 4), *icd = ddup(ic, (size_t)n * dI * 4);
+		float *scd = ddup(sc, (size_t)S * ld * 4);
 		C->idx_score(C, sc, ld, q, w, ic, n, S, HI, dI, nm);
 		G->idx_score(G, scd, ld, qd, wd, icd, n, S, HI, dI, nm);
 		float *h = down(scd, (size_t)S * ld * 4);
@@ -607,7 +624,7 @@ static void t_indexer(void)
 		if (nm & KERN_RND) { /* bf16 cache (KERN_KV16) holding the same bf16 values */
 			uint16_t *i16 = malloc((size_t)n * dI * 2);
 			for (size_t i = 0; i < (size_t)n * dI; i++) i16[i] = kern_f32_to_bf16(ic[i]);
-			void *i16d = dup(i16, (size_t)n * dI * 2);
+			void *i16d = ddup(i16, (size_t)n * dI * 2);
 			G->idx_score(G, scd, ld, qd, wd, i16d, n, S, HI, dI, nm | KERN_KV16);
 			float *h2 = down(scd, (size_t)S * ld * 4);
 			cmp("idx_score bf16 cache == f32 cache (faithful)", h2, h, S, n, ld, EXACT, 0);
@@ -627,7 +644,7 @@ static void t_indexer(void)
 		sc[1] = -0.0f;
 		sc[2] = 0.0f;
 		int32_t *ic = malloc((size_t)S * width * 4), *ig;
-		float *scd = dup(sc, (size_t)S * ld * 4);
+		float *scd = ddup(sc, (size_t)S * ld * 4);
 		int32_t *idd = G->alloc(G, (size_t)S * width * 4);
 		C->topk(C, ic, width, sc, ld, S, n, p0, 4, kmax, width, 17);
 		G->topk(G, idd, width, scd, ld, S, n, p0, 4, kmax, width, 17);
@@ -660,9 +677,9 @@ static void t_attn(void)
 					idx[(size_t)s * nidx + j] = e;
 				}
 			float *o = malloc((size_t)S * H * dh * 4);
-			float *qd = dup(q, (size_t)S * H * dh * 4), *wind = dup(win, (size_t)nwin * dh * 4);
-			float *cmpd = dup(cmpv, (size_t)ncmp * dh * 4), *sinkd = dup(sink, H * 4);
-			int32_t *idxd = dup(idx, (size_t)S * nidx * 4);
+			float *qd = ddup(q, (size_t)S * H * dh * 4), *wind = ddup(win, (size_t)nwin * dh * 4);
+			float *cmpd = ddup(cmpv, (size_t)ncmp * dh * 4), *sinkd = ddup(sink, H * 4);
+			int32_t *idxd = ddup(idx, (size_t)S * nidx * 4);
 			float *od = G->alloc(G, (size_t)S * H * dh * 4);
 			const float tau = (float)pow(dh, -0.5);
 			struct kern_kv kc = { win, nwin, cmpv, ncmp }, kg = { wind, nwin, cmpd, ncmp };
@@ -682,7 +699,7 @@ static void t_attn(void)
 				uint16_t *w16 = malloc((size_t)nwin * dh * 2), *c16 = malloc((size_t)ncmp * dh * 2);
 				for (size_t i = 0; i < (size_t)nwin * dh; i++) w16[i] = kern_f32_to_bf16(win[i]);
 				for (size_t i = 0; i < (size_t)ncmp * dh; i++) c16[i] = kern_f32_to_bf16(cmpv[i]);
-				void *w16d = dup(w16, (size_t)nwin * dh * 2), *c16d = dup(c16, (size_t)ncmp * dh * 2);
+				void *w16d = ddup(w16, (size_t)nwin * dh * 2), *c16d = ddup(c16, (size_t)ncmp * dh * 2);
 				struct kern_kv k16 = { w16d, nwin, c16d, ncmp };
 				G->attn(G, od, qd, &k16, idxd, nidx, sinkd, S, H, dh, tau, nm | KERN_KV16);
 				float *h2 = down(od, (size_t)S * H * dh * 4);
@@ -690,7 +707,7 @@ static void t_attn(void)
 				cmp(op, h2, h, S * H, dh, dh, EXACT, 0);
 				/* kv_store: bf16 RNE bits of values that are not all bf16 */
 				float *src = fvec(1000, 3, 0);
-				void *srcd = dup(src, 4000), *dst = G->alloc(G, 2000);
+				void *srcd = ddup(src, 4000), *dst = G->alloc(G, 2000);
 				G->kv_store(G, dst, srcd, 1000, nm | KERN_KV16);
 				uint16_t *b16 = down(dst, 2000);
 				for (int i = 0; i < 1000; i++)
@@ -717,7 +734,7 @@ static void t_route(void)
 	float *l = fvec((size_t)S * E, 2, 0), *bias = fvec(E, 0.1f, 0);
 	int32_t *idc = malloc(S * K * 4);
 	float *wc = malloc(S * K * 4);
-	float *ld = dup(l, (size_t)S * E * 4), *bd = dup(bias, E * 4), *wd = G->alloc(G, S * K * 4);
+	float *ld = ddup(l, (size_t)S * E * 4), *bd = ddup(bias, E * 4), *wd = G->alloc(G, S * K * 4);
 	int32_t *idd = G->alloc(G, S * K * 4);
 	C->route(C, idc, wc, l, bias, S, E, K, 1.5f);
 	G->route(G, idd, wd, ld, bd, S, E, K, 1.5f);
@@ -756,7 +773,7 @@ static void fp4_make(struct fp4pair *p, int N, int K)
 {
 	uint8_t *w = u8vec((size_t)N * K / 2, 0, 255), *s = u8vec((size_t)N * K / 32, 121, 125);
 	p->h = (struct kern_fp4w){ w, s, N, K };
-	p->d = (struct kern_fp4w){ dup(w, (size_t)N * K / 2), dup(s, (size_t)N * K / 32), N, K };
+	p->d = (struct kern_fp4w){ ddup(w, (size_t)N * K / 2), ddup(s, (size_t)N * K / 32), N, K };
 }
 
 static void fp4_free(struct fp4pair *p)
@@ -787,9 +804,9 @@ static void t_moe(void)
 				for (int s = 0; s < S; s++)
 					if (S > 10 || s != 2) slots[n++] = s * K + (int)(rnext() % K);
 				float *acc = calloc((size_t)S * D, 4);
-				float *xd = dup(x, (size_t)S * D * 4), *wtd = dup(wt, S * K * 4), *accd = dup(acc, (size_t)S * D * 4);
-				int32_t *sld = dup(slots, n * 4);
-				float *acc1 = dup(acc, (size_t)S * D * 4), *acc2 = dup(acc, (size_t)S * D * 4);
+				float *xd = ddup(x, (size_t)S * D * 4), *wtd = ddup(wt, S * K * 4), *accd = ddup(acc, (size_t)S * D * 4);
+				int32_t *sld = ddup(slots, n * 4);
+				float *acc1 = ddup(acc, (size_t)S * D * 4), *acc2 = ddup(acc, (size_t)S * D * 4);
 				C->moe_expert(C, acc, x, &ec, slots, n, wt, K, limit, nm);
 				G->moe_expert(G, accd, xd, &eg, sld, n, wtd, K, limit, nm);
 				float *h = down(accd, (size_t)S * D * 4);
@@ -800,9 +817,9 @@ static void t_moe(void)
 				float *h1 = down(acc1, (size_t)S * D * 4);
 				snprintf(op, sizeof op, "moe_expert row by row == batched (%s)", nmname(nm));
 				cmp(op, h1, h, S, D, D, EXACT, 0);
-				kern_cuda_set_gemm_ref(G, 1);
+				set_ref(1);
 				G->moe_expert(G, acc2, xd, &eg, sld, n, wtd, K, limit, nm);
-				kern_cuda_set_gemm_ref(G, 0);
+				set_ref(0);
 				float *h2 = down(acc2, (size_t)S * D * 4);
 				/* the CPU's GEMM order; silu's expf may still differ in the last bit */
 				snprintf(op, sizeof op, "moe_expert reference path vs CPU (%s)", nmname(nm));
@@ -821,45 +838,269 @@ static void t_moe(void)
 			}
 }
 
+/* ---- memory ops, and the ops of the table not exercised above ---- */
+
+static void t_memory(void)
+{
+	/* alloc() returns zeroed memory (kern.h); upload/download/copy round trip */
+	const size_t n = 70001;
+	float *z = G->alloc(G, n * 4);
+	float *h = down(z, n * 4);
+	size_t nz = 0;
+	for (size_t i = 0; i < n; i++) nz += h[i] != 0;
+	TU_CHECK(nz == 0, "alloc: %zu of %zu floats not zero (first: %g)", nz, n, h[0]);
+	printf("%-44s %8zu elems  exact         %s\n", "alloc zeroed", n, nz ? "FAIL" : "PASS");
+	free(h);
+	float *a = fvec(n, 2, 0), *bd = G->alloc(G, n * 4);
+	G->upload(G, z, a, n * 4);
+	G->copy(G, bd, z, n * 4);
+	h = down(bd, n * 4);
+	cmp("upload + copy + download", h, a, 1, (int)n, (int)n, EXACT, 0);
+	free(h);
+	/* kv_store without KV16: the f32 bits (a copy) */
+	float *src = fvec(1000, 3, 0);
+	float *srcd = ddup(src, 4000), *dst = G->alloc(G, 4000), *dstc = malloc(4000);
+	C->kv_store(C, dstc, src, 1000, KERN_RND);
+	G->kv_store(G, dst, srcd, 1000, KERN_RND);
+	h = down(dst, 4000);
+	cmp("kv_store f32 cache", h, dstc, 1, 1000, 1000, EXACT, 0);
+	free(h); free(src); free(dstc); free(a);
+	G->free(G, z); G->free(G, bd); G->free(G, srcd); G->free(G, dst);
+	/* reserve() again, larger: the workspace is replaced and GEMMs still agree */
+	TU_CHECK(G->reserve(G, 2048, 24000) == 0, "reserve(2048, 24000) failed");
+	struct fp8ctx c = { .nm = KERN_RND | KERN_QNT };
+	fp8_make(&c, 64, 22016);
+	float *x = fvec((size_t)3 * 22016, 1, 1);
+	gemm_check("gemm_fp8 after a larger reserve, K=22016", run_fp8, &c, x, 3, 22016, 64, BF16, 0);
+	free(x);
+	fp8_free(&c);
+}
+
+/* Row counts past the 65535 limit of gridDim.y/z (S*H rows of the indexer queries,
+ * long prefill chunks): every row must be processed. */
+static void t_bigrows(void)
+{
+	const int R = 70001;
+	float *x = fvec((size_t)R * 64, 2, 1);
+	float *xd = ddup(x, (size_t)R * 64 * 4);
+	C->qdq4(C, x, R, 64, 64, KERN_QNT);
+	G->qdq4(G, xd, R, 64, 64, KERN_QNT);
+	float *h = down(xd, (size_t)R * 64 * 4);
+	cmp("qdq4 70001 rows", h, x, R, 64, 64, EXACT, 0);
+	free(h);
+	C->qdq8(C, x, R, 64, 64, 64, KERN_QNT);
+	G->qdq8(G, xd, R, 64, 64, 64, KERN_QNT);
+	h = down(xd, (size_t)R * 64 * 4);
+	cmp("qdq8 70001 rows", h, x, R, 64, 64, EXACT, 0);
+	free(h);
+	C->hadamard(C, x, R, 64, KERN_RND);
+	G->hadamard(G, xd, R, 64, KERN_RND);
+	h = down(xd, (size_t)R * 64 * 4);
+	cmp("hadamard 70001 rows", h, x, R, 64, 64, EXACT, 0);
+	free(h);
+	/* attention: S = 70001 queries, one head of 32, lists of 2 */
+	const int dh = 32, nwin = 8, nidx = 2;
+	float *win = fvec((size_t)nwin * dh, 1, 1), *sink = fvec(1, 1, 0), *o = malloc((size_t)R * dh * 4);
+	int32_t *idx = malloc((size_t)R * nidx * 4);
+	for (int s = 0; s < R; s++) idx[2 * s] = s % nwin, idx[2 * s + 1] = (s / nwin) % nwin;
+	struct kern_kv kc = { win, nwin, NULL, 0 };
+	float *wind = ddup(win, (size_t)nwin * dh * 4), *sinkd = ddup(sink, 4), *od = G->alloc(G, (size_t)R * dh * 4);
+	int32_t *idxd = ddup(idx, (size_t)R * nidx * 4);
+	struct kern_kv kg = { wind, nwin, NULL, 0 };
+	C->attn(C, o, x, &kc, idx, nidx, sink, R, 1, dh, 0.17f, KERN_RND);
+	G->attn(G, od, xd, &kg, idxd, nidx, sinkd, R, 1, dh, 0.17f, KERN_RND);
+	h = down(od, (size_t)R * dh * 4);
+	cmp("attn 70001 queries", h, o, R, dh, dh, BF16, 0);
+	free(h);
+	/* indexer scores: S = 70001 rows, one head of 32, 3 entries */
+	float *sc = malloc((size_t)R * 3 * 4), *scd = G->alloc(G, (size_t)R * 3 * 4);
+	float *w = fvec(R, 0.5f, 1), *wd = ddup(w, (size_t)R * 4);
+	C->idx_score(C, sc, 3, x, w, win, 3, R, 1, 32, KERN_RND);
+	G->idx_score(G, scd, 3, xd, wd, wind, 3, R, 1, 32, KERN_RND);
+	h = down(scd, (size_t)R * 3 * 4);
+	cmp("idx_score 70001 rows", h, sc, R, 3, 3, BF16, 0);
+	free(h); free(sc); free(w); free(x); free(win); free(sink); free(o); free(idx);
+	void *ds[] = { xd, wind, sinkd, od, idxd, scd, wd };
+	for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) G->free(G, ds[i]);
+}
+
+/* ---- driver: one child process per group ----
+ * A CUDA fault is sticky (every later call in the process fails) and cu_fatal aborts,
+ * so each group runs in a child of its own: one device run reports every broken op.
+ * The parent never touches CUDA (a CUDA context does not survive fork).  Children run
+ * with NVMOE_CUDA_SYNC=1, so a faulting kernel is named by the op that launched it,
+ * and under alarm() so a hung kernel becomes a reported TIMEOUT. */
+
+struct group {
+	const char *name;
+	void (*fn)(void);
+};
+static const struct group GROUPS[] = {
+	{ "elementwise", t_elementwise }, { "memory", t_memory }, { "norms", t_norms }, { "rope", t_rope },
+	{ "quant", t_quant }, { "gemm_fp8", t_gemm_fp8 }, { "gemm_grouped", t_gemm_grouped },
+	{ "gemm_dense", t_gemm_dense }, { "hc", t_hc }, { "compress", t_compress }, { "indexer", t_indexer },
+	{ "attn", t_attn }, { "route", t_route }, { "moe", t_moe }, { "bigrows", t_bigrows },
+};
+#define NGROUPS ((int)(sizeof GROUPS / sizeof GROUPS[0]))
+
+static int in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p;) {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == n && !strncmp(p, name, n)) return 1;
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/* In the child: 0 pass, 1 fail, 77 no device. */
+static int run_group(const struct group *g, int secs)
+{
+	alarm((unsigned)secs);
+	struct kern_cpu_opts co = { .threads = 0, .isa = KERN_CPU_ISA_SCALAR };
+	if (g_fake) {
+		/* NVMOE_FAKE_ISA=avx2|avx512: a second order of summation, to see the tolerances
+		 * hold against a backend whose reductions differ (the "reference path" and
+		 * "row by row" checks then compare isas and may fail: ignore those) */
+		const char *fi = getenv("NVMOE_FAKE_ISA");
+		struct kern_cpu_opts fo = { .threads = 0,
+					    .isa = fi && !strcmp(fi, "avx2")     ? KERN_CPU_ISA_AVX2 :
+						   fi && !strcmp(fi, "avx512") ? KERN_CPU_ISA_AVX512 : KERN_CPU_ISA_SCALAR };
+		G = kern_cpu_create_opts(&fo);
+	} else {
+		if (kern_cuda_device_count() == 0) return 77;
+		char msg[256];
+		if (kern_cuda_create(0, &G, msg, sizeof msg)) {
+			printf("skip: %s\n", msg);
+			return 77;
+		}
+	}
+	C = kern_cpu_create_opts(&co); /* the reference order the GEMM ref path reproduces */
+	if (!C || C->reserve(C, 1024, 24000) || G->reserve(G, 1024, 24000)) {
+		fprintf(stderr, "FAIL: backend set-up (reserve)\n");
+		tu_failures++;
+		return 1;
+	}
+	printf("== %s\n", g->name);
+	fflush(stdout);
+	g->fn();
+	C->destroy(C);
+	G->destroy(G);
+	fflush(stdout);
+	fflush(stderr);
+	return tu_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	int probe = argc > 1 && !strcmp(argv[1], "--probe");
-	if (kern_cuda_device_count() == 0) {
-		printf("skip: no CUDA device\n");
-		return 77;
+	const char *only = NULL;
+	int probe = 0, inproc = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--probe")) probe = 1;
+		else if (!strcmp(argv[i], "--fake")) g_fake = 1;
+		else if (!strcmp(argv[i], "--inproc")) inproc = 1;
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+		else if (!strcmp(argv[i], "--list")) {
+			for (int j = 0; j < NGROUPS; j++) printf("%s\n", GROUPS[j].name);
+			return 0;
+		} else {
+			fprintf(stderr, "usage: test_cuda_ops [--probe | --list | [--fake] [--inproc] [--only GROUP[,GROUP...]]]\n");
+			return 2;
+		}
 	}
-	char msg[256];
-	if (kern_cuda_create(0, &G, msg, sizeof msg)) {
-		printf("skip: %s\n", msg);
-		return 77;
-	}
-	if (probe) {
+	if (probe) { /* in process: nothing forks after this */
+		if (kern_cuda_device_count() == 0) {
+			printf("skip: no CUDA device\n");
+			return 77;
+		}
+		char msg[256];
+		if (kern_cuda_create(0, &G, msg, sizeof msg)) {
+			printf("skip: %s\n", msg);
+			return 77;
+		}
+		char name[128];
+		size_t fr, tot;
+		kern_cuda_info(G, name, sizeof name, &fr, &tot);
+		printf("device: %s, %.1f of %.1f GiB free\n", name, fr / 1073741824.0, tot / 1073741824.0);
 		G->destroy(G);
 		return 0;
 	}
-	char name[128];
-	size_t fr, tot;
-	kern_cuda_info(G, name, sizeof name, &fr, &tot);
-	printf("device: %s, %.1f of %.1f GiB free\n", name, fr / 1073741824.0, tot / 1073741824.0);
-	C = kern_cpu_create();
-	if (!C || C->reserve(C, 1024, 20000) || G->reserve(G, 1024, 20000)) {
-		fprintf(stderr, "FAIL: backend set-up\n");
-		return 1;
+	setenv("NVMOE_CUDA_SYNC", "1", 0);
+	const char *ts = getenv("NVMOE_TEST_GROUP_TIMEOUT");
+	int secs = ts && atoi(ts) > 0 ? atoi(ts) : 120;
+	int nfail = 0, npass = 0, nrun = 0, base = 0;
+	char failed[1024] = "";
+	for (int i = 0; i < NGROUPS; i++) {
+		const struct group *g = &GROUPS[i];
+		if (only && !in_list(only, g->name)) continue;
+		if (inproc) { /* under compute-sanitizer: one process, the tool sees every kernel */
+			if (run_group(g, secs) == 77) {
+				printf("skip: no CUDA device\n");
+				return 77;
+			}
+			nrun++;
+			int bad = tu_failures > base; /* tu_failures is cumulative in one process */
+			base = tu_failures;
+			printf("group %-14s %s\n", g->name, bad ? "FAIL" : "PASS");
+			if (bad) {
+				nfail++;
+				size_t l = strlen(failed);
+				snprintf(failed + l, sizeof failed - l, "%s%s", l ? "," : "", g->name);
+			} else {
+				npass++;
+			}
+			continue;
+		}
+		fflush(stdout);
+		fflush(stderr);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) _exit(run_group(g, secs));
+		int st = 0;
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR) { perror("waitpid"); return 1; }
+		nrun++;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+			if (nrun == 1) {
+				printf("skip: no CUDA device\n");
+				return 77;
+			}
+			printf("group %-14s SKIP (device vanished?)\n", g->name);
+			nfail++;
+			continue;
+		}
+		const char *what = NULL;
+		char buf[96];
+		if (WIFEXITED(st)) {
+			what = WEXITSTATUS(st) == 0 ? NULL : "FAIL";
+		} else if (WIFSIGNALED(st)) {
+			int sig = WTERMSIG(st);
+			snprintf(buf, sizeof buf, "%s (signal %d%s)", sig == SIGALRM ? "TIMEOUT" : "CRASH", sig,
+				 sig == SIGABRT ? ": a CUDA error, the op is named above" :
+				 sig == SIGALRM ? ": a hung kernel?" : "");
+			what = buf;
+		} else {
+			what = "FAIL (unknown status)";
+		}
+		if (what) {
+			printf("group %-14s %s\n", g->name, what);
+			nfail++;
+			size_t l = strlen(failed);
+			snprintf(failed + l, sizeof failed - l, "%s%s", l ? "," : "", g->name);
+		} else {
+			printf("group %-14s PASS\n", g->name);
+			npass++;
+		}
 	}
-	t_elementwise();
-	t_norms();
-	t_rope();
-	t_quant();
-	t_gemm_fp8();
-	t_gemm_grouped();
-	t_gemm_dense();
-	t_hc();
-	t_compress();
-	t_indexer();
-	t_attn();
-	t_route();
-	t_moe();
-	C->destroy(C);
-	G->destroy(G);
-	TU_DONE();
+	if (!nrun) {
+		fprintf(stderr, "no group matches --only %s (see --list)\n", only ? only : "");
+		return 2;
+	}
+	printf("test_cuda_ops: %d groups passed, %d failed%s%s\n", npass, nfail, nfail ? ": " : "", failed);
+	return nfail ? 1 : 0;
 }

@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(ATH) k_attn(float *o, const float *q, const T 
 	__shared__ float sj[ABLK], pr[ABLK], pv[ABLK];
 	__shared__ int ej[ABLK];
 	__shared__ float s_mb, s_psum;
-	const int h = blockIdx.x, s = blockIdx.y, tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
+	const int h = blockIdx.x % H, s = blockIdx.x / H, tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
 	const float *qh = q + ((size_t)s * H + h) * dh;
 	for (int i = tid; i < dh; i += ATH) qs[i] = qh[i];
 	const int32_t *I = idx + (size_t)s * n_idx;
@@ -105,7 +105,8 @@ void cu_attn(struct kern *k, float *o, const float *q, const struct kern_kv *kv,
 		fprintf(stderr, "nvmoe: CUDA attn: head_dim %d > %d\n", dh, ATH * AMAXE);
 		abort();
 	}
-	dim3 grid(H, S);
+	/* (s, h) pairs in x: gridDim.y would cap S at 65535 (chunks may be larger) */
+	const unsigned grid = (unsigned)S * (unsigned)H;
 	const size_t smem = (size_t)dh * sizeof(float);
 	if (nm & KERN_KV16)
 		k_attn<uint16_t><<<grid, ATH, smem, cu_of(k)->st>>>(o, q, (const uint16_t *)kv->win, kv->n_win,

@@ -356,6 +356,17 @@ extern "C" int kern_cuda_create(int device, struct kern **out, char *msg, size_t
 		free(h);
 		return -ENODEV;
 	}
+	if (pr.major < 8) {
+		/* the GEMM engine's bf16 mma.sync needs sm_80+: fail here with a message
+		 * rather than abort in the first GEMM with "no kernel image" */
+		if (msg && msg_n)
+			snprintf(msg, msg_n, "CUDA device %d (%s) has compute capability %d.%d; nvmoe needs 8.0 or later",
+				 device, pr.name, pr.major, pr.minor);
+		cudaStreamDestroy(c->st);
+		free(k);
+		free(h);
+		return -ENODEV;
+	}
 	c->nsm = pr.multiProcessorCount;
 	const char *ev = getenv("NVMOE_CUDA_SYNC");
 	c->sync_debug = ev && *ev && strcmp(ev, "0");

@@ -166,6 +166,9 @@ static __device__ __forceinline__ float d_pow2_scale(float amax, float fmax, flo
 {
 	double a = amax > floor_ ? amax : floor_;
 	if (!(a == a)) return __uint_as_float(0x7fc00000u);
+	/* as kern_pow2_scale: with amax = inf the fix-up loops below would never end (a
+	 * hung kernel, not just a wrong value) */
+	if (isinf(a)) return __uint_as_float(0x7f800000u);
 	int e = (int)ceil(log2(a / (double)fmax));
 	while (ldexp((double)fmax, e) < a) e++;
 	while (ldexp((double)fmax, e - 1) >= a) e--;

@@ -20,33 +20,37 @@
 
 /* T: the indexer cache element type (float, or uint16_t bf16 with KERN_KV16) */
 template <typename T>
-__global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w, const T *ic, int n, int HI,
-			    int dI, unsigned nm)
+__global__ void k_idx_score(float *sc, int ld_sc, const float *q, const float *w, const T *ic, int n, int S,
+			    int HI, int dI, unsigned nm)
 {
 	extern __shared__ float qs[]; /* [HI*dI] query heads, then [HI] weights */
-	const int s = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-	const float *qr = q + (size_t)s * HI * dI;
+	const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
 	float *ws = qs + (size_t)HI * dI;
-	for (int i = threadIdx.x; i < HI * dI; i += blockDim.x) qs[i] = qr[i];
-	for (int i = threadIdx.x; i < HI; i += blockDim.x) ws[i] = w[(size_t)s * HI + i];
-	__syncthreads();
 	const int per = dI / 32; /* dI is a power of two >= 32 (TINY.md R3), <= 256 */
-	for (int t = blockIdx.x * IDX_EPB + wid; t < n && t < (blockIdx.x + 1) * IDX_EPB; t += nw) {
-		const T *kt = ic + (size_t)t * dI;
-		float kv[8];
+	/* rows stride over gridDim.y (at most 65535; S is a chunk of any size) */
+	for (int s = blockIdx.y; s < S; s += gridDim.y) {
+		const float *qr = q + (size_t)s * HI * dI;
+		__syncthreads(); /* the previous row's readers are done with qs */
+		for (int i = threadIdx.x; i < HI * dI; i += blockDim.x) qs[i] = qr[i];
+		for (int i = threadIdx.x; i < HI; i += blockDim.x) ws[i] = w[(size_t)s * HI + i];
+		__syncthreads();
+		for (int t = blockIdx.x * IDX_EPB + wid; t < n && t < (blockIdx.x + 1) * IDX_EPB; t += nw) {
+			const T *kt = ic + (size_t)t * dI;
+			float kv[8];
 #pragma unroll
-		for (int m = 0; m < 8; m++) kv[m] = m < per ? d_kv(kt, lane + 32 * m) : 0.0f;
-		float tot = 0.0f;
-		for (int h = 0; h < HI; h++) {
-			const float *qh = qs + (size_t)h * dI;
-			float a = 0.0f;
+			for (int m = 0; m < 8; m++) kv[m] = m < per ? d_kv(kt, lane + 32 * m) : 0.0f;
+			float tot = 0.0f;
+			for (int h = 0; h < HI; h++) {
+				const float *qh = qs + (size_t)h * dI;
+				float a = 0.0f;
 #pragma unroll
-			for (int m = 0; m < 8; m++)
-				if (m < per) a = fmaf(qh[lane + 32 * m], kv[m], a);
-			a = d_rnd(warp_sum(a), nm);
-			tot = __fadd_rn(tot, d_rnd(__fmul_rn(a > 0 ? a : 0.0f, ws[h]), nm));
+				for (int m = 0; m < 8; m++)
+					if (m < per) a = fmaf(qh[lane + 32 * m], kv[m], a);
+				a = d_rnd(warp_sum(a), nm);
+				tot = __fadd_rn(tot, d_rnd(__fmul_rn(a > 0 ? a : 0.0f, ws[h]), nm));
+			}
+			if (lane == 0) sc[(size_t)s * ld_sc + t] = d_rnd(tot, nm);
 		}
-		if (lane == 0) sc[(size_t)s * ld_sc + t] = d_rnd(tot, nm);
 	}
 }
 
@@ -59,15 +63,15 @@ void cu_idx_score(struct kern *k, float *sc, int ld_sc, const float *q, const fl
 		abort();
 	}
 	size_t smem = ((size_t)HI * dI + HI) * sizeof(float);
-	dim3 grid((n + IDX_EPB - 1) / IDX_EPB, S);
+	dim3 grid((n + IDX_EPB - 1) / IDX_EPB, S < 65535 ? S : 65535);
 	if (nm & KERN_KV16) {
 		if (smem > 48 * 1024)
 			CU_CALL(cudaFuncSetAttribute(k_idx_score<uint16_t>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-		k_idx_score<uint16_t><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const uint16_t *)ic, n, HI, dI, nm);
+		k_idx_score<uint16_t><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const uint16_t *)ic, n, S, HI, dI, nm);
 	} else {
 		if (smem > 48 * 1024)
 			CU_CALL(cudaFuncSetAttribute(k_idx_score<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-		k_idx_score<float><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const float *)ic, n, HI, dI, nm);
+		k_idx_score<float><<<grid, 256, smem, cu_of(k)->st>>>(sc, ld_sc, q, w, (const float *)ic, n, S, HI, dI, nm);
 	}
 	cu_after_launch(k, "idx_score");
 }

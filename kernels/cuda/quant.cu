@@ -7,59 +7,67 @@
 
 #include "cu.cuh"
 
+/* gridDim.y is at most 65535 while rows may be S*H_I (qdq4 of the indexer queries):
+ * the y index strides over the rows. */
+static inline unsigned rows_grid(int rows) { return (unsigned)(rows < 65535 ? rows : 65535); }
+
 /* QDQ8: one warp per (row, block of `block` <= 256 values). */
-__global__ void k_qdq8(float *x, int ld, int len, int block)
+__global__ void k_qdq8(float *x, int rows, int ld, int len, int block)
 {
-	float *xr = x + (size_t)blockIdx.y * ld;
 	const int o = blockIdx.x * block, lane = threadIdx.x;
 	const int n = len - o < block ? len - o : block;
-	float v[8], amax = 0.0f;
+	for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+		float *xr = x + (size_t)r * ld;
+		float v[8], amax = 0.0f;
 #pragma unroll
-	for (int j = 0; j < 8; j++) {
-		int i = lane + 32 * j;
-		v[j] = i < n ? xr[o + i] : 0.0f;
-		amax = fmaxf(amax, fabsf(v[j]));
-	}
-	amax = warp_max(amax);
-	float s = d_pow2_scale(amax, 448.0f, 1e-4f), inv = __fdiv_rn(1.0f, s);
+		for (int j = 0; j < 8; j++) {
+			int i = lane + 32 * j;
+			v[j] = i < n ? xr[o + i] : 0.0f;
+			amax = fmaxf(amax, fabsf(v[j]));
+		}
+		amax = warp_max(amax);
+		float s = d_pow2_scale(amax, 448.0f, 1e-4f), inv = __fdiv_rn(1.0f, s);
 #pragma unroll
-	for (int j = 0; j < 8; j++) {
-		int i = lane + 32 * j;
-		if (i < n) xr[o + i] = __fmul_rn(d_quant8(v[j], inv), s);
+		for (int j = 0; j < 8; j++) {
+			int i = lane + 32 * j;
+			if (i < n) xr[o + i] = __fmul_rn(d_quant8(v[j], inv), s);
+		}
 	}
 }
 
 void cu_qdq8(struct kern *k, float *x, int rows, int ld, int len, int block, unsigned nm)
 {
 	if (!(nm & KERN_QNT) || rows <= 0 || len <= 0) return;
-	if (block > 256) {
-		fprintf(stderr, "nvmoe: CUDA qdq8: block %d > 256\n", block);
+	if (block > 256 || block <= 0) {
+		fprintf(stderr, "nvmoe: CUDA qdq8: block %d outside 1..256\n", block);
 		abort();
 	}
-	dim3 grid((len + block - 1) / block, rows);
-	k_qdq8<<<grid, 32, 0, cu_of(k)->st>>>(x, ld, len, block);
+	dim3 grid((len + block - 1) / block, rows_grid(rows));
+	k_qdq8<<<grid, 32, 0, cu_of(k)->st>>>(x, rows, ld, len, block);
 	cu_after_launch(k, "qdq8");
 }
 
 /* QDQ4: one warp per (row, block of 32). */
-__global__ void k_qdq4(float *x, int ld, int len)
+__global__ void k_qdq4(float *x, int rows, int ld, int len)
 {
-	float *xr = x + (size_t)blockIdx.y * ld;
 	const int i = blockIdx.x * 32 + threadIdx.x;
-	float v = i < len ? xr[i] : 0.0f;
-	float amax = warp_max(fabsf(v));
-	float s = d_pow2_scale(amax, 6.0f, 6.0f * 0x1p-126f), inv = __fdiv_rn(1.0f, s);
-	float q = __fmul_rn(v, inv);
-	q = q > 6.0f ? 6.0f : q;
-	q = q < -6.0f ? -6.0f : q;
-	if (i < len) xr[i] = d_rbf16(__fmul_rn(d_e2m1_val(d_f32_to_e2m1(q)), s));
+	for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+		float *xr = x + (size_t)r * ld;
+		float v = i < len ? xr[i] : 0.0f;
+		float amax = warp_max(fabsf(v));
+		float s = d_pow2_scale(amax, 6.0f, 6.0f * 0x1p-126f), inv = __fdiv_rn(1.0f, s);
+		float q = __fmul_rn(v, inv);
+		q = q > 6.0f ? 6.0f : q;
+		q = q < -6.0f ? -6.0f : q;
+		if (i < len) xr[i] = d_rbf16(__fmul_rn(d_e2m1_val(d_f32_to_e2m1(q)), s));
+	}
 }
 
 void cu_qdq4(struct kern *k, float *x, int rows, int ld, int len, unsigned nm)
 {
 	if (!(nm & KERN_QNT) || rows <= 0 || len <= 0) return;
-	dim3 grid((len + 31) / 32, rows);
-	k_qdq4<<<grid, 32, 0, cu_of(k)->st>>>(x, ld, len);
+	dim3 grid((len + 31) / 32, rows_grid(rows));
+	k_qdq4<<<grid, 32, 0, cu_of(k)->st>>>(x, rows, ld, len);
 	cu_after_launch(k, "qdq4");
 }
 
