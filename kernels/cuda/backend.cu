@@ -244,6 +244,7 @@ static void cu_destroy(struct kern *k)
 		struct cu_impl *c = &h->c;
 		cudaStreamSynchronize(c->st);
 		ws_free(c);
+		cu_sample_free(c);
 		for (struct cu_arena *a = h->arenas, *n; a; a = n) {
 			n = a->next;
 			cudaFree(a->base);
@@ -275,7 +276,7 @@ extern "C" void kern_cuda_set_gemm_ref(struct kern *k, int on) { cu_of(k)->gemm_
 extern "C" size_t kern_cuda_mem_used(struct kern *k)
 {
 	struct cu_host *h = (struct cu_host *)k->impl;
-	return h->arena_bytes + h->ws_bytes + h->buf_bytes;
+	return h->arena_bytes + h->ws_bytes + h->buf_bytes + h->c.smp_bytes;
 }
 
 extern "C" void *kern_cuda_stream(struct kern *k) { return (void *)cu_of(k)->st; }
@@ -379,6 +380,8 @@ extern "C" int kern_cuda_create(int device, struct kern **out, char *msg, size_t
 	k->moe_expert = cu_moe_expert;
 	k->swiglu = cu_swiglu;
 	k->add_round = cu_add_round;
+	k->sample_reserve = cu_sample_reserve;
+	k->sample = cu_sample;
 	*out = k;
 	return 0;
 }
