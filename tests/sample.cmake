@@ -5,3 +5,6 @@
 #                      host loop with the pre-change sampler and the host sampler
 #   test_sample_cuda   CUDA op vs CPU op (gpu; exit 77 without a device)
 nv_add_c_test(test_sample unit ${CMAKE_SOURCE_DIR}/tests/test_sample.c)
+nv_add_c_test(test_sample_gen model ${CMAKE_SOURCE_DIR}/tests/test_sample_gen.c)
+target_link_libraries(test_sample_gen PRIVATE nv_cli)
+target_include_directories(test_sample_gen PRIVATE ${CMAKE_SOURCE_DIR})
