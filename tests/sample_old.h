@@ -101,7 +101,7 @@ static void old_sort_desc(float *v, int32_t *ix, int n)
 	for (int a = 0, b = n - 1; a < b; a++, b--) old_swap(v, ix, a, b);
 }
 
-static int old_sampler_sample(struct old_sampler *s, const float *logits, int32_t *id, struct nv_err *e)
+__attribute__((unused)) static int old_sampler_sample(struct old_sampler *s, const float *logits, int32_t *id, struct nv_err *e)
 {
 	const int n = s->n;
 	float m = -INFINITY;
