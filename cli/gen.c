@@ -1,7 +1,6 @@
 /* cli/gen.c - loading a model for generation, prefill with prefix reuse, the token
  * loop, and the reasoning/answer display (contract in gen.h). */
 #define _GNU_SOURCE /* memmem */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

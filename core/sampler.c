@@ -283,6 +283,9 @@ int core_sampler_sample(struct core_sampler *s, const float *logits, int32_t *id
 int core_sampler_sample_k(struct core_sampler *s, struct kern *k, const float *logits_b, const int32_t *mask_b,
 			  int n_mask, int v_valid, int32_t *id, struct nv_err *e)
 {
+	if (!logits_b)
+		return core_err_set(e, NV_EINVAL, "sampler", "logits", "run core_forward with io.logits_keep first",
+				    "no logits row in backend memory");
 	struct kern_sample sp = { s->c.temperature, s->c.top_p, s->c.top_k, greedy_cfg(s) ? 0 : draw_u(s) };
 	int32_t got = -1;
 	k->sample(k, &got, logits_b, s->n, mask_b, n_mask, v_valid, &sp);
