@@ -17,11 +17,13 @@
  *             1 - 1e-4 quantile (Wilson-Hilferty), ids of probability 0 never
  *             drawn; and a power check: the same counts against the probabilities
  *             of another temperature must exceed the bound.
+ *   timing    microseconds per call at V = 129280 (printed only).
  * Failures print V, configuration, kind, draw, got and expected. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/sampler.h"
 #include "kernels/kern.h"
@@ -163,6 +165,28 @@ static void t_chi2(void)
 	}
 }
 
+/* microseconds per CPU sample() call at V = 129280 (printed, not checked) */
+static void t_timing(void)
+{
+	const int V = 129280;
+	float *l = malloc(sizeof(float) * V);
+	int32_t mask[V / 10 + 8];
+	int nm, vv;
+	sr_logits(SR_GAUSS, V, l, mask, &nm, &vv);
+	static const struct sr_cfg tc[] = {{0, 1, 0}, {1, 1, 0}, {1, 1, 40}, {1, 0.95f, 0}, {0.8f, 0.9f, 40}};
+	for (size_t i = 0; i < sizeof tc / sizeof tc[0]; i++) {
+		struct kern_sample sp = {tc[i].t, tc[i].p, tc[i].k, 0.5};
+		int32_t id;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int r = 0; r < 10; r++) K->sample(K, &id, l, V, mask, nm, vv, &sp);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("timing cpu V %d T %g top_p %g top_k %d: %.0f us per call\n", V, tc[i].t, tc[i].p, tc[i].k,
+		       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 10 / 1e3);
+	}
+	free(l);
+}
+
 int main(void)
 {
 	struct kern_cpu_opts o = {1, KERN_CPU_ISA_AUTO};
@@ -170,6 +194,7 @@ int main(void)
 	if (!K) { fprintf(stderr, "FAIL: cpu backend\n"); return 1; }
 	t_equal();
 	t_chi2();
+	t_timing();
 	K->destroy(K);
 	TU_DONE();
 }
