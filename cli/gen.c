@@ -1,7 +1,6 @@
 /* cli/gen.c - loading a model for generation, prefill with prefix reuse, the token
  * loop, and the reasoning/answer display (contract in gen.h). */
 #define _GNU_SOURCE /* memmem */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +69,6 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	if ((rc = core_sampler_create(g->V, &g->scfg, &g->smp, e))) return rc;
 	if ((rc = core_tok_stream_create(g->tok, 0, &g->ts, e))) return rc;
 
-	g->logits = malloc(sizeof(float) * (size_t)g->V);
 	g->hist = malloc(sizeof(int32_t) * (size_t)g->ctx);
 	g->tok_ids = core_tok_n_ids(g->tok);
 	if (g->tok_ids > g->V) g->tok_ids = g->V;
@@ -80,11 +78,18 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 		holes += core_tok_id_bytes(g->tok, id, &n) == NULL;
 	}
 	g->masked = malloc(sizeof(int32_t) * (size_t)(holes ? holes : 1));
-	if (!g->logits || !g->hist || !g->masked)
+	if (!g->hist || !g->masked)
 		return core_err_set(e, NV_ENOMEM, "generation", NULL, NULL, "out of memory for the token buffers");
 	for (int id = 0; id < g->tok_ids; id++) {
 		size_t n;
 		if (!core_tok_id_bytes(g->tok, id, &n)) g->masked[g->nmasked++] = id;
+	}
+	/* the sampler runs on the backend, next to the logits: the mask goes there once */
+	if (g->nmasked) {
+		size_t mb = sizeof(int32_t) * (size_t)g->nmasked;
+		if (!(g->mask_b = g->k->alloc(g->k, mb)))
+			return core_err_set(e, NV_ENOMEM, "generation", "token mask", NULL, "out of backend memory");
+		g->k->upload(g->k, g->mask_b, g->masked, mb);
 	}
 	if (g->eos < 0 || g->eos >= g->V)
 		return core_err_set(e, NV_EINVAL, model, "config.json: eos_token_id", NULL,
@@ -100,10 +105,12 @@ void cli_gen_close(struct cli_gen *g)
 	core_seq_destroy(g->sq);
 	core_model_destroy(g->m);
 	cli_experts_close(g->xs); /* after the model, which borrows it */
-	if (g->k) g->k->destroy(g->k);
+	if (g->k) {
+		g->k->free(g->k, g->mask_b);
+		g->k->destroy(g->k);
+	}
 	core_ckpt_close(g->ck);
 	core_tok_destroy(g->tok);
-	free(g->logits);
 	free(g->hist);
 	free(g->masked);
 	memset(g, 0, sizeof *g);
@@ -155,7 +162,7 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	for (int p = keep; p < n; p += g->chunk) {
 		int S = n - p < g->chunk ? n - p : g->chunk;
 		if (p + S == n && g->mark) core_seq_mark_save(g->mark);
-		struct core_fwd_io io = { .logits = p + S == n ? g->logits : NULL };
+		struct core_fwd_io io = { .logits_keep = p + S == n };
 		int rc = core_forward(g->m, g->sq, ids + p, S, p, &io, e);
 		if (rc) {
 			cli_gen_reset(g);
@@ -173,12 +180,6 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	return 0;
 }
 
-static void mask_logits(struct cli_gen *g)
-{
-	for (int i = 0; i < g->nmasked; i++) g->logits[g->masked[i]] = -INFINITY;
-	for (int id = g->tok_ids; id < g->V; id++) g->logits[id] = -INFINITY;
-}
-
 int cli_gen_generate(struct cli_gen *g, int max_tokens, volatile sig_atomic_t *stop, cli_gen_emit_fn emit,
 		     void *ud, struct core_tok_ids *out, struct cli_gen_stats *st, struct nv_err *e)
 {
@@ -189,9 +190,10 @@ int cli_gen_generate(struct cli_gen *g, int max_tokens, volatile sig_atomic_t *s
 	st->end = CLI_GEN_MAX;
 	for (int i = 0; i < max_tokens; i++) {
 		if (stop && *stop) { st->end = CLI_GEN_STOPPED; break; }
-		mask_logits(g);
 		int32_t id;
-		if ((rc = core_sampler_sample(g->smp, g->logits, &id, e))) break;
+		if ((rc = core_sampler_sample_k(g->smp, g->k, core_model_logits_b(g->m), g->mask_b, g->nmasked,
+						g->tok_ids, &id, e)))
+			break;
 		st->gen_tok++;
 		if (id == g->eos) { st->end = CLI_GEN_EOS; break; }
 		const char *txt;
@@ -219,7 +221,7 @@ int cli_gen_generate(struct cli_gen *g, int max_tokens, volatile sig_atomic_t *s
 					  "the context of %d tokens is full", g->ctx);
 			break;
 		}
-		struct core_fwd_io io = { .logits = g->logits };
+		struct core_fwd_io io = { .logits_keep = 1 };
 		if ((rc = core_forward(g->m, g->sq, &id, 1, g->nhist, &io, e))) {
 			cli_gen_reset(g);
 			break;

@@ -6,7 +6,7 @@
  *   optional generation_config.json), binds it to the backend with the routed-expert
  *   source of --host-cache / the expert store (cli_experts_open), creates one sequence of
  *   --ctx positions, the sampler (generation_config defaults, then the flags), a
- *   streaming detokenizer and the logits buffer: everything the token loop needs is
+ *   streaming detokenizer and the token mask: everything the token loop needs is
  *   allocated here, once.  Errors are returned in *e (the caller prints them).
  *
  *   The sequence remembers the ids it has been fed (hist).  cli_gen_prefill() takes
@@ -23,7 +23,9 @@
  *   is not fed (it is fed by the next prompt, which contains it).
  *
  *   Ids the tokenizer has no string for (a model vocabulary larger than the
- *   tokenizer's id space) are never sampled: their logits are set to -inf.
+ *   tokenizer's id space) are never sampled (the backend's sample() masks them).
+ *   The logits stay in backend memory (core_fwd_io.logits_keep): the backend
+ *   samples them (core_sampler_sample_k) and only the id comes back.
  *
  *   Threads: one thread.  cli_gen_close() accepts a zeroed struct.
  */
@@ -54,11 +56,11 @@ struct cli_gen {
 	const struct core_config *c;
 	int V, ctx, chunk;
 	int32_t eos;
-	float *logits;        /* [V] logits of the next position */
 	int32_t *hist;        /* [ctx] ids fed so far: positions 0 .. nhist-1 */
 	int nhist;
 	struct core_seq_mark *mark; /* the sequence at the start of the last prompt's last chunk */
 	int32_t *masked;      /* [nmasked] ids below tok_ids without a string */
+	int32_t *mask_b;      /* the same in backend memory (NULL when none) */
 	int nmasked;
 	int tok_ids;          /* ids >= tok_ids (up to V) are masked too */
 };

@@ -37,9 +37,9 @@ static int block(struct core_model *m, struct core_seq *sq, const struct core_bl
 }
 
 /* §4.1 step 4 / §11: hc_head -> RMSNorm -> f32 head GEMM for rows [r0, S) of X,
- * written to out (host) row by row. */
-static void head(struct core_model *m, const float *X, const float *fn, const float *base,
-		 const float *scale, const uint16_t *norm, int S, int r0, float *out)
+ * written to out (host, may be NULL) row by row; returns the last row in ws.logits. */
+static const float *head(struct core_model *m, const float *X, const float *fn, const float *base,
+			 const float *scale, const uint16_t *norm, int S, int r0, float *out)
 {
 	struct kern *k = m->k;
 	struct core_ws *w = &m->ws;
@@ -48,11 +48,14 @@ static void head(struct core_model *m, const float *X, const float *fn, const fl
 	const int n = S - r0;
 	k->hc_head(k, w->y, X + (size_t)r0 * M * D, fn, scale, base, n, M, D, m->eps_n, m->eps_h, m->nm);
 	k->rmsnorm(k, w->y, w->y, norm, n, D, m->eps_n, m->nm);
+	const float *last = w->logits;
 	for (int i = 0; i < n; i += CORE_LOGIT_ROWS) {
 		int nr = n - i < CORE_LOGIT_ROWS ? n - i : CORE_LOGIT_ROWS;
 		k->gemm_f32(k, w->logits, V, w->y + (size_t)i * D, D, m->head, V, D, nr);
-		k->download(k, out + (size_t)i * V, w->logits, (size_t)nr * V * sizeof(float));
+		if (out) k->download(k, out + (size_t)i * V, w->logits, (size_t)nr * V * sizeof(float));
+		last = w->logits + (size_t)(nr - 1) * V;
 	}
+	return last;
 }
 
 /* §11: Z = bf16(e_proj(RMSNorm(embed[t_{i+1}])) + h_proj(RMSNorm(X_i[j]))), then the
@@ -117,6 +120,10 @@ int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, 
 	const int32_t *mtok = io ? io->mtp_tok : NULL;
 	if (mtok && c->num_nextn_predict_layers < 1)
 		return core_err_set(e, NV_EUNSUPPORTED, "forward", "mtp", NULL, "the model has no MTP block");
+	if (io && io->logits_keep && io->mtp_logits)
+		return core_err_set(e, NV_EINVAL, "forward", "logits_keep", "download the main logits instead",
+				    "kept logits and MTP logits share the head's memory");
+	m->logits_b = NULL;
 	if (p0 == 0) core_seq_reset(sq);
 	if (mtok && sq->mtp_pos != p0)
 		return core_err_set(e, NV_EINVAL, "forward", "mtp position",
@@ -131,9 +138,12 @@ int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, 
 		for (int i = 0; i < L; i++)
 			if ((rc = block(m, sq, &m->blk[i], tok + s0, n, p, e))) return rc;
 		sq->pos = p + n;
-		if (io && io->logits && (io->logits_all || last))
-			head(m, w->X, m->hc_head_fn, m->hc_head_base, m->hc_head_scale, m->norm, n,
-			     io->logits_all ? 0 : n - 1, io->logits_all ? io->logits + (size_t)s0 * V : io->logits);
+		if (io && (io->logits || io->logits_keep) && (io->logits_all || last)) {
+			float *out = !io->logits ? NULL : io->logits_all ? io->logits + (size_t)s0 * V : io->logits;
+			const float *row = head(m, w->X, m->hc_head_fn, m->hc_head_base, m->hc_head_scale, m->norm, n,
+						io->logits_all ? 0 : n - 1, out);
+			if (io->logits_keep && last) m->logits_b = row;
+		}
 		if (mtok) {
 			float *ml = NULL;
 			if (io->mtp_logits && (io->mtp_all || last))
@@ -167,3 +177,5 @@ int core_block_forward(struct core_model *m, struct core_seq *sq, int blk, const
 	}
 	return 0;
 }
+
+const float *core_model_logits_b(const struct core_model *m) { return m->logits_b; }

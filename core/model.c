@@ -229,6 +229,7 @@ static int ws_alloc(struct core_model *m, struct nv_err *e)
 	int rows = (int)(S * (M > (size_t)c->num_attention_heads ? M : (size_t)c->num_attention_heads));
 	if (rows < (int)S * c->index_n_heads) rows = (int)S * c->index_n_heads;
 	int r = k->reserve(k, rows, m->max_w);
+	if (!r) r = k->sample_reserve(k, c->vocab_size);
 	if (r) return core_err_set(e, r, "model", "kernel scratch", NULL, "backend scratch reservation failed");
 	return 0;
 }

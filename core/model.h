@@ -126,6 +126,10 @@ int core_seq_rewind(struct core_seq_mark *mk, struct nv_err *e);
 struct core_fwd_io {
 	float *logits;          /* [S, V] when logits_all, else [V] (position p0+S-1); NULL = none */
 	int logits_all;
+	/* 1: the logits of position p0+S-1 also stay in backend memory, readable with
+	 * core_model_logits_b() (sampling on the backend: nothing is downloaded when
+	 * logits is NULL).  Not with mtp_logits (its head reuses that memory). */
+	int logits_keep;
 	/* MTP (§11): mtp_tok[s] = the id of the token at position p0+s+1; the MTP block
 	 * runs over the same positions right after the main blocks.  NULL = no MTP.
 	 * The MTP state must be fed at every position (its own next position must be
@@ -138,6 +142,10 @@ struct core_fwd_io {
 /* Run tokens tok[0..S) at positions p0 .. p0+S-1 (see the contract). */
 int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, int S, int p0,
 		 const struct core_fwd_io *io, struct nv_err *e);
+/* The [V] logits row (backend memory) of the last position of the last
+ * core_forward() call with io.logits_keep; valid until the next forward call on the
+ * model; NULL when the last call did not keep one. */
+const float *core_model_logits_b(const struct core_model *m);
 
 /* Run ONE main block on a supplied input stream (layer-isolated checks): X_in, X_out
  * [S, M, D] host; tok [S] (hash routing).  Uses and advances that block's state in sq

@@ -98,6 +98,7 @@ struct core_model {
 	struct core_hooks hooks;
 	int have_hooks;
 	struct core_ws ws;
+	const float *logits_b;       /* row of ws.logits kept by the last forward (logits_keep), or NULL */
 };
 
 /* Per-block sequence state.  Cache elements (ring, ccache, icache) are kv_es bytes:

@@ -1,6 +1,8 @@
 /* core/sampler.c - greedy / temperature / top-k / top-p sampling with a seeded
- * generator (MODEL.md §12). */
+ * generator (MODEL.md §12): the host reference of kern.h's sample() plus the
+ * draw that feeds both. */
 #include "sampler.h"
+#include "kernels/kern.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,9 +16,10 @@ struct core_sampler {
 	struct core_sampler_cfg c;
 	uint64_t st[4];  /* xoshiro256** state */
 	int32_t *idx;    /* [n] candidate ids */
-	float *val;      /* [n] candidate logits, later probabilities */
+	float *val;      /* [n] candidate x = (l - m) / T */
 	int32_t *tmp_i;  /* [n] selection scratch */
 	float *tmp_v;    /* [n] */
+	double *p;       /* [n] candidate probabilities (unnormalised) */
 };
 
 void core_sampler_cfg_default(struct core_sampler_cfg *c)
@@ -99,7 +102,8 @@ int core_sampler_create(int n_vocab, const struct core_sampler_cfg *c, struct co
 	s->val = malloc((size_t)n_vocab * sizeof *s->val);
 	s->tmp_i = malloc((size_t)n_vocab * sizeof *s->tmp_i);
 	s->tmp_v = malloc((size_t)n_vocab * sizeof *s->tmp_v);
-	if (!s->idx || !s->val || !s->tmp_i || !s->tmp_v) {
+	s->p = malloc((size_t)n_vocab * sizeof *s->p);
+	if (!s->idx || !s->val || !s->tmp_i || !s->tmp_v || !s->p) {
 		core_sampler_destroy(s);
 		return core_err_set(e, NV_ENOMEM, "sampler", NULL, NULL, "out of memory");
 	}
@@ -111,7 +115,7 @@ int core_sampler_create(int n_vocab, const struct core_sampler_cfg *c, struct co
 void core_sampler_destroy(struct core_sampler *s)
 {
 	if (!s) return;
-	free(s->idx); free(s->val); free(s->tmp_i); free(s->tmp_v);
+	free(s->idx); free(s->val); free(s->tmp_i); free(s->tmp_v); free(s->p);
 	free(s);
 }
 
@@ -170,7 +174,20 @@ static void sort_desc(float *v, int32_t *ix, int n)
 	for (int a = 0, b = n - 1; a < b; a++, b--) swap(v, ix, a, b);
 }
 
-int core_sampler_sample(struct core_sampler *s, const float *logits, int32_t *id, struct nv_err *e)
+/* 53 random bits -> [0, 1); drawn only when the configuration samples */
+static double draw_u(struct core_sampler *s)
+{
+	return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int greedy_cfg(const struct core_sampler *s) { return s->c.temperature == 0 || s->c.top_k == 1; }
+
+/* x_t ranks within the top-k set whose last element is (xt, it) */
+static inline int member(float x, int32_t i, float xt, int32_t it) { return x > xt || (x == xt && i <= it); }
+
+/* The definition of kern.h's sample(), on host logits (the reference of the CPU
+ * op: same arithmetic, other algorithms - quickselect, thresholds, heap sort). */
+static int choose(struct core_sampler *s, const float *logits, double u, int32_t *id, struct nv_err *e)
 {
 	const int n = s->n;
 	float m = -INFINITY;
@@ -180,63 +197,101 @@ int core_sampler_sample(struct core_sampler *s, const float *logits, int32_t *id
 	if (best < 0)
 		return core_err_set(e, NV_EINVAL, "sampler", "logits", "check the forward pass for NaN/inf",
 				    "every logit is -inf or NaN");
-	if (s->c.temperature == 0 || s->c.top_k == 1 || m == INFINITY) {
+	if (greedy_cfg(s) || m == INFINITY) {
 		*id = best;
 		return 0;
 	}
 	const float inv_t = 1.0f / fmaxf(s->c.temperature, 1e-5f);
 	float *v = s->val;
 	int32_t *ix = s->idx;
+	double *p = s->p;
 	int nc = 0;
 	for (int i = 0; i < n; i++) {
 		float l = logits[i];
 		if (!(l > -INFINITY)) continue;
-		v[nc] = l;
+		v[nc] = (l - m) * inv_t;
 		ix[nc++] = i;
 	}
+	/* the top-k set, back in ascending id order (membership against its last element) */
 	int k = s->c.top_k;
 	if (k > 0 && k < nc) {
 		select_k(v, ix, nc, k);
-		nc = k;
+		int w = 0;
+		for (int i = 1; i < k; i++)
+			if (before(v[w], ix[w], v[i], ix[i])) w = i;
+		const float xt = v[w];
+		const int32_t it = ix[w];
+		nc = 0;
+		for (int i = 0; i < n; i++) {
+			float l = logits[i];
+			if (!(l > -INFINITY)) continue;
+			float x = (l - m) * inv_t;
+			if (member(x, i, xt, it)) { v[nc] = x; ix[nc++] = i; }
+		}
 	}
 	double total = 0;
 	for (int i = 0; i < nc; i++) {
-		v[i] = expf((v[i] - m) * inv_t);
-		total += v[i];
+		p[i] = exp((double)v[i]);
+		total += p[i];
 	}
 	if (s->c.top_p < 1.0f) {
-		/* the nucleus lies inside {p >= t} as soon as that set holds top_p of the
-		 * mass: shrink t until it does, then sort only those candidates */
-		double need = (double)s->c.top_p * total;
-		float t = 1e-3f;
-		int nk;
+		/* the nucleus is a prefix of the order; {x >= t} is one too: sort only it,
+		 * lowering t until its running sum reaches need */
+		const double need = (double)s->c.top_p * total;
+		float t = -8.0f;
 		for (;;) {
-			double mass = 0;
-			nk = 0;
+			int nk = 0;
 			for (int i = 0; i < nc; i++)
-				if (v[i] >= t) { s->tmp_v[nk] = v[i]; s->tmp_i[nk++] = ix[i]; mass += v[i]; }
-			if (mass >= need || t == 0) break;
-			t = t > 1e-30f ? t * 1e-3f : 0;
+				if (v[i] >= t) { s->tmp_v[nk] = v[i]; s->tmp_i[nk++] = ix[i]; }
+			sort_desc(s->tmp_v, s->tmp_i, nk);
+			double cum = 0;
+			int cut = -1;
+			for (int i = 0; i < nk; i++) {
+				cum += exp((double)s->tmp_v[i]);
+				if (cum >= need) { cut = i; break; }
+			}
+			if (cut >= 0 || t == -INFINITY) {
+				if (cut < 0) cut = nk - 1;
+				const double r = u * cum;
+				double c2 = 0;
+				for (int i = 0; i <= cut; i++) {
+					c2 += exp((double)s->tmp_v[i]);
+					if (r < c2) { *id = s->tmp_i[i]; return 0; }
+				}
+				*id = s->tmp_i[cut];
+				return 0;
+			}
+			t = t > -1000.0f ? t * 4 : -INFINITY;
 		}
-		memcpy(v, s->tmp_v, (size_t)nk * sizeof *v);
-		memcpy(ix, s->tmp_i, (size_t)nk * sizeof *ix);
-		sort_desc(v, ix, nk);
-		double cum = 0;
-		int cut = nk;
-		for (int i = 0; i < nk; i++) {
-			cum += v[i];
-			if (cum >= need) { cut = i + 1; break; }
-		}
-		nc = cut;
-		total = cum;
 	}
-	/* 53 random bits -> [0, 1) */
-	double u = (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0) * total;
+	const double r = u * total;
 	double cum = 0;
 	for (int i = 0; i < nc; i++) {
-		cum += v[i];
-		if (u < cum) { *id = ix[i]; return 0; }
+		cum += p[i];
+		if (r < cum) { *id = ix[i]; return 0; }
 	}
 	*id = ix[nc - 1];
+	return 0;
+}
+
+int core_sampler_sample(struct core_sampler *s, const float *logits, int32_t *id, struct nv_err *e)
+{
+	double u = greedy_cfg(s) ? 0 : draw_u(s);
+	return choose(s, logits, u, id, e);
+}
+
+int core_sampler_sample_k(struct core_sampler *s, struct kern *k, const float *logits_b, const int32_t *mask_b,
+			  int n_mask, int v_valid, int32_t *id, struct nv_err *e)
+{
+	if (!logits_b)
+		return core_err_set(e, NV_EINVAL, "sampler", "logits", "run core_forward with io.logits_keep first",
+				    "no logits row in backend memory");
+	struct kern_sample sp = { s->c.temperature, s->c.top_p, s->c.top_k, greedy_cfg(s) ? 0 : draw_u(s) };
+	int32_t got = -1;
+	k->sample(k, &got, logits_b, s->n, mask_b, n_mask, v_valid, &sp);
+	if (got < 0)
+		return core_err_set(e, NV_EINVAL, "sampler", "logits", "check the forward pass for NaN/inf",
+				    "every logit is -inf, NaN or masked");
+	*id = got;
 	return 0;
 }

@@ -2,14 +2,20 @@
  *
  * Contract
  *   A core_sampler owns a workspace sized once for the vocabulary (create), so
- *   core_sampler_sample() never allocates.  Policy: temperature 0 (or top_k 1) is
- *   greedy argmax (lowest id on ties); otherwise logits / max(T, 1e-5), softmax in
- *   float with double sums, optional top-k (the k largest logits, ties by lower id),
- *   optional top-p (the smallest prefix of the probability-sorted candidates whose
- *   mass reaches top_p, ties by lower id), then one categorical draw from a
- *   xoshiro256** generator seeded with cfg.seed: the same seed, config and logits
- *   give the same ids on every run and machine.  NaN logits count as -inf; if every
- *   logit is -inf/NaN the sampler returns NV_EINVAL.
+ *   sampling never allocates.  Policy: temperature 0 (or top_k 1) is greedy argmax
+ *   (lowest id on ties); otherwise x = (l - max) / max(T, 1e-5) in f32, weights
+ *   exp(x) in double, optional top-k (the k largest x, ties by lower id), optional
+ *   top-p (the smallest prefix of the x-sorted candidates whose mass reaches top_p
+ *   of the top-k mass, ties by lower id), then one categorical draw.  The exact
+ *   definition - summation orders, which walk the draw takes - is that of sample()
+ *   in kernels/kern.h: core_sampler_sample() computes it on host logits,
+ *   core_sampler_sample_k() has the backend compute it where the logits are (one
+ *   id crosses to the host).  Both take the draw u from the same xoshiro256**
+ *   stream seeded with cfg.seed (53 bits, one draw per sampled token, none when
+ *   greedy), so the same seed, config and logits give the same ids on every run,
+ *   machine and backend (the GPU up to sums rounding at a boundary, kern.h).
+ *   NaN logits count as -inf; if every logit is -inf/NaN (or masked) the sampler
+ *   returns NV_EINVAL (after consuming the draw).
  *   Defaults: temperature 1.0, top_p 1.0 (generation_config.json), top_k off;
  *   core_sampler_cfg_load() reads them from a model directory's
  *   generation_config.json when present (missing file = defaults, malformed = error).
@@ -38,7 +44,14 @@ int core_sampler_create(int n_vocab, const struct core_sampler_cfg *c, struct co
 void core_sampler_destroy(struct core_sampler *s);
 /* Restart the random stream (same seed -> same draws). */
 void core_sampler_reseed(struct core_sampler *s, uint64_t seed);
-/* Choose an id from logits[n_vocab]; *id set on success. */
+/* Choose an id from logits[n_vocab] (host); *id set on success. */
 int core_sampler_sample(struct core_sampler *s, const float *logits, int32_t *id, struct nv_err *e);
+/* The same choice by backend k from logits_b [n_vocab] (backend memory, e.g.
+ * core_model_logits_b()), with ids in mask_b [n_mask] (backend memory) and ids >=
+ * v_valid never chosen.  k must have sample scratch for n_vocab (k->sample_reserve;
+ * core_model_create() reserves the model's vocabulary). */
+struct kern;
+int core_sampler_sample_k(struct core_sampler *s, struct kern *k, const float *logits_b, const int32_t *mask_b,
+			  int n_mask, int v_valid, int32_t *id, struct nv_err *e);
 
 #endif

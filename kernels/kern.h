@@ -95,6 +95,15 @@ struct kern_kv {
 	int n_cmp;
 };
 
+/* Sampling parameters of sample() (MODEL.md §12).  u in [0, 1) is the caller's
+ * uniform draw (core keeps the generator, so every backend gets the same u). */
+struct kern_sample {
+	float temperature;   /* 0 = greedy */
+	float top_p;         /* (0, 1]; 1 = off */
+	int top_k;           /* 0 = off; 1 = greedy */
+	double u;            /* unused when greedy */
+};
+
 struct kern {
 	const char *name;
 	void *impl; /* backend private */
@@ -243,6 +252,37 @@ struct kern {
 	/* y = rnd(acc + b), [n] (MoE combination: routed sum plus shared expert). */
 	void (*add_round)(struct kern *k, float *y, const float *acc, const float *b,
 			  size_t n, unsigned nm);
+
+	/* ---- sampling (§12) ---- */
+	/* Scratch of sample() for rows of up to max_vocab logits (0 or -ENOMEM).  Like
+	 * reserve(): once at set-up (core_model_create does it for the model's
+	 * vocabulary); a smaller value later keeps what is there. */
+	int (*sample_reserve)(struct kern *k, int max_vocab);
+	/* *id_h = the next token from logits [V] (B), downloading nothing but the id.
+	 * Masked ids: those in mask [n_mask] (B; ids outside 0..V-1 ignored) and ids
+	 * >= v_valid; they, NaN and -inf are "not candidates".  The definition (the CPU
+	 * backend computes exactly this, and so does core_sampler_sample() on host
+	 * logits with the same u):
+	 *   m = the largest candidate logit, best = the lowest id holding it; no
+	 *   candidate: *id_h = -1.  temperature 0, top_k 1 or m = +inf: *id_h = best.
+	 *   Else x_i = (l_i - m) * inv_t in f32, inv_t = 1 / max(T, 1e-5) (f32), and
+	 *   p_i = exp((double)x_i) (p = 0 for non-candidates).  The order "<" ranks by
+	 *   x descending, ties by lower id.  S = the top_k first candidates in that
+	 *   order (all candidates when top_k is 0 or >= their number); tot = sum of p
+	 *   over S in ascending id order (double, sequential).
+	 *   top_p = 1: the draw walks S in ascending id order, total = tot.
+	 *   top_p < 1: need = (double)top_p * tot; walking S in "<" order with a
+	 *   running double sum c_j, the nucleus ends at the first j with c_j >= need;
+	 *   total = that c_j; the draw walks the nucleus in "<" order.
+	 *   Draw: r = u * total; the answer is the first walked id whose running sum
+	 *   (double, sequential, from 0) exceeds r.
+	 * Backends may sum in another order (the CUDA one sums per thread chunk, then
+	 * a tree) and their double exp may differ in the last bit: ids then differ
+	 * only where r or need lies within that rounding (~1e-15 of total) of a
+	 * running sum.  Masking, m, best, x, the order and the tie rules are bitwise
+	 * the same on every backend.  V <= max_vocab of sample_reserve(). */
+	void (*sample)(struct kern *k, int32_t *id_h, const float *logits, int V,
+		       const int32_t *mask, int n_mask, int v_valid, const struct kern_sample *p);
 };
 
 /* The CPU backend (kernels/cpu/).  Options:

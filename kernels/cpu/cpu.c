@@ -68,6 +68,7 @@ static void cpu_destroy(struct kern *k)
 		cpu_pool_destroy(c->pool);
 		free(c->scratch);
 		free(c->tscr);
+		free(c->smp);
 	}
 	free(c);
 	free(k);
@@ -197,6 +198,8 @@ struct kern *kern_cpu_create_opts(const struct kern_cpu_opts *o)
 	k->moe_expert = cpu_moe_expert;
 	k->swiglu = cpu_swiglu;
 	k->add_round = cpu_add_round;
+	k->sample_reserve = cpu_sample_reserve;
+	k->sample = cpu_sample;
 	return k;
 }
 

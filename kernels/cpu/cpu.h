@@ -25,6 +25,8 @@ struct cpu_impl {
 	struct cpu_isa isa_tab;
 	float *tscr;                /* [nthreads, tscr_n] per-thread scratch */
 	size_t tscr_n;              /* floats per thread */
+	void *smp;                  /* sample() scratch for smp_v logits (sample.c) */
+	int smp_v;
 };
 
 static inline float *cpu_scratch(struct kern *k, size_t n_floats)
@@ -114,6 +116,9 @@ void cpu_moe_expert(struct kern *k, float *acc, const float *x, const struct ker
 		    const int32_t *slots, int n, const float *wt, int topk, float limit, unsigned nm);
 void cpu_swiglu(struct kern *k, float *h, const float *g, const float *u, int rows, int n, unsigned nm);
 void cpu_add_round(struct kern *k, float *y, const float *acc, const float *b, size_t n, unsigned nm);
+int cpu_sample_reserve(struct kern *k, int max_vocab);
+void cpu_sample(struct kern *k, int32_t *id_h, const float *logits, int V, const int32_t *mask, int n_mask,
+		int v_valid, const struct kern_sample *p);
 
 /* q [S, K], sa [S, ceil(K/128)] from x rows: cpu_act_quant_row on the pool. */
 void cpu_quant_rows(struct kern *k, float *q, float *sa, const float *x, int ldx, int K, int S, unsigned nm);

@@ -249,6 +249,7 @@ static void cu_destroy(struct kern *k)
 		cudaStreamSynchronize(c->st);
 		cu_lt_destroy(k);
 		ws_free(c);
+		cu_sample_free(c);
 		for (struct cu_arena *a = h->arenas, *n; a; a = n) {
 			n = a->next;
 			cudaFree(a->base);
@@ -295,7 +296,7 @@ extern "C" long kern_cuda_gemm_lt_calls(struct kern *k) { return cu_lt_calls(k);
 extern "C" size_t kern_cuda_mem_used(struct kern *k)
 {
 	struct cu_host *h = (struct cu_host *)k->impl;
-	return h->arena_bytes + h->ws_bytes + h->buf_bytes + cu_lt_bytes(k);
+	return h->arena_bytes + h->ws_bytes + h->buf_bytes + cu_lt_bytes(k) + h->c.smp_bytes;
 }
 
 extern "C" void *kern_cuda_stream(struct kern *k) { return (void *)cu_of(k)->st; }
@@ -411,6 +412,8 @@ extern "C" int kern_cuda_create(int device, struct kern **out, char *msg, size_t
 	k->moe_expert = cu_moe_expert;
 	k->swiglu = cu_swiglu;
 	k->add_round = cu_add_round;
+	k->sample_reserve = cu_sample_reserve;
+	k->sample = cu_sample;
 	*out = k;
 	return 0;
 }

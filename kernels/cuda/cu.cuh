@@ -62,6 +62,15 @@ struct cu_impl {
 	float *mg, *mu;   /* [CU_ROWS][wp] routed-expert w1 / w3 outputs */
 	float *hcp;       /* [CU_ROWS][CU_HC_NSPL][CU_HC_NV] hc partial sums */
 	int32_t *tok;     /* [max_rows] token ids of embed */
+	/* sample() scratch (sample_reserve, sample.cu), smp_v logits */
+	int smp_v;
+	float *s_x, *s_xs;        /* [smp_v] masked logits -> keys x; keys sorted */
+	int32_t *s_id, *s_ids;    /* [smp_v] ids; ids sorted */
+	double *s_p;              /* [smp_v] weights in walk order */
+	void *s_tmp;              /* cub radix-sort temporary storage */
+	size_t s_tmp_bytes;
+	struct cu_smp_state *s_st; /* [1] m, best, result */
+	size_t smp_bytes;         /* all of the above (kern_cuda_mem_used) */
 	/* weights made available with wmap: open-addressing table keyed by host pointer */
 	struct cu_wmap *wm;
 	size_t wm_n, wm_cap;
@@ -289,6 +298,11 @@ void cu_route(struct kern *k, int32_t *ids, float *w, const float *logits, const
 void cu_moe_expert(struct kern *k, float *acc, const float *x, const struct kern_expert *ex,
 		   const int32_t *slots, int n, const float *wt, int topk, float limit, unsigned nm);
 void cu_swiglu(struct kern *k, float *h, const float *g, const float *u, int rows, int n, unsigned nm);
+/* sample.cu */
+int cu_sample_reserve(struct kern *k, int max_vocab);
+void cu_sample(struct kern *k, int32_t *id_h, const float *logits, int V, const int32_t *mask, int n_mask,
+	       int v_valid, const struct kern_sample *p);
+void cu_sample_free(struct cu_impl *c);
 
 /* ---- cuBLASLt block-scaled FP8 GEMM (gemm_lt.cu; diagnostic NVMOE_CUDA_GEMM=lt) ----
  * cu_lt_gemm_fp8: 1 when it computed the gemm_fp8 call, 0 when the call must take the

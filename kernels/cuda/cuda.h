@@ -11,7 +11,9 @@
  *   Numerics: the same KERN_RND/KERN_QNT semantics and rounding points as the CPU
  *   backend; elementwise ops, quantisers, RoPE, Hadamard, top-k and the index lists
  *   are bit-identical to the CPU; dot products, GEMMs and softmax sums differ only by
- *   f32 summation order and GPU exp/log (MODEL.md §10.8).  Every op computes each row
+ *   f32 summation order and GPU exp/log (MODEL.md §10.8); sample() has the CPU's
+ *   masking, argmax, x and order bitwise (cub radix sort), its double sums in another
+ *   order (kern.h), and downloads only the id.  Every op computes each row
  *   with the same arithmetic whatever the row count (bitwise chunk invariance).
  *   Alignment: FP8/FP4/BF16 weight rows whose width is a multiple of 32 are read
  *   with vector loads: pointers handed to the ops must be 16-byte aligned (wmap and
