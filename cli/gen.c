@@ -42,6 +42,8 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	if (g->c->max_position_embeddings > 0 && g->ctx > g->c->max_position_embeddings)
 		g->ctx = g->c->max_position_embeddings;
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
+	g->order = o->prefill_order;
+	g->verbose = o->verbose;
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
 	const struct core_expert_src *src = NULL;
@@ -138,6 +140,24 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	if (!keep) cli_gen_reset(g);
 	st->reused = keep;
 	double t0 = cli_now();
+	struct cli_opts po = { .prefill_order = g->order };
+	st->layer = cli_prefill_layer(&po, g->xs, n - keep, g->chunk);
+	if (g->verbose)
+		fprintf(stderr, "nvmoe: prefill: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", n - keep,
+			g->chunk, st->layer ? "layer" : "chunk", cli_prefill_name(g->order));
+	if (st->layer) {
+		/* one call: every chunk passes a layer before the next layer */
+		struct core_fwd_io io = { .logits = g->logits, .layer_major = 1, .stop = stop };
+		int rc = core_forward(g->m, g->sq, ids + keep, n - keep, keep, &io, e);
+		st->prompt_s = cli_now() - t0;
+		if (rc) {
+			cli_gen_reset(g);
+			return rc;
+		}
+		memcpy(g->hist + keep, ids + keep, sizeof(int32_t) * (size_t)(n - keep));
+		g->nhist = n;
+		return 0;
+	}
 	for (int p = keep; p < n; p += g->chunk) {
 		int S = n - p < g->chunk ? n - p : g->chunk;
 		struct core_fwd_io io = { .logits = p + S == n ? g->logits : NULL };
