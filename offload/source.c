@@ -380,8 +380,10 @@ static int src_begin(void *ctx, int b, const int *experts, int n, struct nv_err 
 	for (int i = 0; i < n; i++) s->bat[i] = (struct bent){ experts[i], -1, 0, 0 };
 	/* Hits first: a miss may need a victim, and prefetched-unused slots go first -
 	 * which must not be the prefetches made for this very batch (layer-major hints
-	 * name the next chunk's experts; a miss of a lower id would evict them). */
-	for (int i = 0; i < n; i++) {
+	 * name the next chunk's experts; a miss of a lower id would evict them).  Only
+	 * when the whole batch fits in the cache: otherwise slots are taken in id order,
+	 * the order next() hands them out in, so that held hits never block it. */
+	for (int i = 0; i < n && n <= cache_host_nslots(s->c); i++) {
 		struct bent *t = &s->bat[i];
 		int hit, slot = cache_host_get(s->c, b, t->x, CACHE_REF, &hit, NULL);
 		if (slot < 0 || !hit) continue;
