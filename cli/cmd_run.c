@@ -57,9 +57,9 @@ static void print_stats(const struct cli_gen_stats *st)
 {
 	int fresh = st->prompt_tok - st->reused;
 	static const char *ends[] = { "end of sequence", "max tokens", "stopped" };
-	fprintf(stderr, "nvmoe: prompt %d tokens, %.1f tok/s (%s-major); generated %d tokens, %.1f tok/s (%s)\n",
-		st->prompt_tok, st->prompt_s > 0 ? fresh / st->prompt_s : 0.0, st->layer ? "layer" : "chunk", st->gen_tok,
-		st->gen_s > 0 ? st->gen_tok / st->gen_s : 0.0, ends[st->end]);
+	fprintf(stderr, "nvmoe: prompt %d tokens, %.1f tok/s; generated %d tokens, %.1f tok/s (%s); %s-major prefill\n",
+		st->prompt_tok, st->prompt_s > 0 ? fresh / st->prompt_s : 0.0, st->gen_tok,
+		st->gen_s > 0 ? st->gen_tok / st->gen_s : 0.0, ends[st->end], st->layer ? "layer" : "chunk");
 }
 
 int cli_cmd_run(int argc, char **argv)
