@@ -43,7 +43,8 @@ static void fmt_bytes(char *b, size_t n, uint64_t v)
 	if (v == RLIM_INFINITY) snprintf(b, n, "unlimited");
 	else if (v >= (1ull << 30)) snprintf(b, n, "%.1f GiB", (double)v / (1ull << 30));
 	else if (v >= (1ull << 20)) snprintf(b, n, "%.1f MiB", (double)v / (1ull << 20));
-	else snprintf(b, n, "%llu KiB", (unsigned long long)(v >> 10));
+	else if (v >= (1ull << 10)) snprintf(b, n, "%.1f KiB", (double)v / (1ull << 10));
+	else snprintf(b, n, "%llu B", (unsigned long long)v);
 }
 
 /* 2 MiB: the x86-64 PMD size, where transparent huge pages take one TLB entry */

@@ -22,6 +22,7 @@ struct cli_opts {
 	uint64_t host_cache;      /* bytes, 0 = no limit (everything resident) */
 	int threads;              /* 0 = all cores */
 	int ctx;                  /* max context (tokens) */
+	int ctx_given;            /* --ctx was on the command line (else the default may be lowered) */
 	uint64_t seed;
 	double temperature;       /* <0: from generation_config.json */
 	double top_p;             /* <0: from generation_config.json */
@@ -36,7 +37,7 @@ struct cli_opts {
 	int ids;
 	int stats;
 	int max_tokens;
-	int chunk;                /* prefill chunk (tokens), 0 = whole prompt */
+	int chunk;                /* prefill chunk (tokens), 0 = the command's default */
 	const char *prompt;       /* -p */
 	const char *prompt_file;
 	const char *out;          /* --out */

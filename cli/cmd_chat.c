@@ -2,8 +2,9 @@
  *
  * Each turn appends the user message to the conversation, re-renders the whole
  * conversation (CHAT.md B), tokenizes it and runs only what the sequence has not seen
- * yet (gen.h: prefix reuse; anything else - changed thinking mode, dropped reasoning,
- * /load - restarts the sequence).  The answer streams as it is generated; Ctrl-C
+ * yet (gen.h: prefix reuse; a prompt that parts from the previous one inside its
+ * last chunk - thinking mode drops the previous answer's reasoning - rewinds to a
+ * mark; anything else - changed thinking mode, /load - restarts the sequence).  The answer streams as it is generated; Ctrl-C
  * stops it (SIGINT sets a flag checked once per token) and the partial answer stays
  * in the conversation.  At the prompt Ctrl-C clears the line and Ctrl-D exits.
  * Input: a line ending in '\' continues on the next line; a line holding only \"\"\"

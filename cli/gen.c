@@ -39,8 +39,15 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	g->V = g->c->vocab_size;
 	g->eos = g->c->eos_token_id;
 	g->ctx = o->ctx;
-	if (g->c->max_position_embeddings > 0 && g->ctx > g->c->max_position_embeddings)
+	if (g->c->max_position_embeddings > 0 && g->ctx > g->c->max_position_embeddings) {
+		/* The default (4096) quietly fits small test models; a context the user
+		 * asked for and cannot have is an error, not a silent change. */
+		if (o->ctx_given)
+			return core_err_set(e, NV_ERANGE, model, "--ctx", "lower --ctx (or omit it for the default)",
+					    "--ctx %d exceeds the model's max_position_embeddings %d", o->ctx,
+					    g->c->max_position_embeddings);
 		g->ctx = g->c->max_position_embeddings;
+	}
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
 	g->order = o->prefill_order;
 	g->verbose = o->verbose;
@@ -53,6 +60,7 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 				      .max_chunk = g->chunk, .experts = src };
 	if ((rc = core_model_create(g->ck, g->k, &mo, &g->m, e))) return rc;
 	if ((rc = core_seq_create(g->m, g->ctx, &g->sq, e))) return rc;
+	if ((rc = core_seq_mark_create(g->sq, &g->mark, e))) return rc;
 	if ((rc = cli_experts_reserve(g->xs, e))) return rc; /* GPU slots take what the budget leaves */
 
 	core_sampler_cfg_default(&g->scfg);
@@ -90,6 +98,7 @@ void cli_gen_close(struct cli_gen *g)
 {
 	core_tok_stream_destroy(g->ts);
 	core_sampler_destroy(g->smp);
+	core_seq_mark_destroy(g->mark);
 	core_seq_destroy(g->sq);
 	core_model_destroy(g->m);
 	cli_experts_close(g->xs); /* after the model, which borrows it */
@@ -135,8 +144,13 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 				    n, g->ctx);
 	/* A proper prefix only: the logits of the last prompt position must come from a
 	 * forward call, and the sequence cannot step back. */
-	int keep = g->nhist > 0 && g->nhist < n && !memcmp(g->hist, ids, sizeof(int32_t) * (size_t)g->nhist)
-			   ? g->nhist : 0;
+	int common = 0;
+	while (common < g->nhist && common < n && g->hist[common] == ids[common]) common++;
+	int keep = 0, mp = g->mark ? core_seq_mark_pos(g->mark) : -1;
+	if (g->nhist > 0 && common == g->nhist && g->nhist < n)
+		keep = g->nhist;
+	else if (mp > 0 && mp <= common && mp < n && !core_seq_rewind(g->mark, e))
+		keep = g->nhist = mp;
 	if (!keep) cli_gen_reset(g);
 	st->reused = keep;
 	double t0 = cli_now();
@@ -145,21 +159,25 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	if (g->verbose)
 		fprintf(stderr, "nvmoe: prefill: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", n - keep,
 			g->chunk, st->layer ? "layer" : "chunk", cli_prefill_name(g->order));
+	int p0 = keep;
 	if (st->layer) {
-		/* one call: every chunk passes a layer before the next layer */
-		struct core_fwd_io io = { .logits = g->logits, .layer_major = 1, .stop = stop };
-		int rc = core_forward(g->m, g->sq, ids + keep, n - keep, keep, &io, e);
-		st->prompt_s = cli_now() - t0;
+		/* One call for every chunk but the last: each passes a layer before the
+		 * next layer.  The mark needs the whole state at the last chunk's start,
+		 * so that chunk runs on its own below (same chunk boundaries). */
+		int last = keep + (n - keep - 1) / g->chunk * g->chunk;
+		struct core_fwd_io io = { .layer_major = 1, .stop = stop };
+		int rc = core_forward(g->m, g->sq, ids + keep, last - keep, keep, &io, e);
 		if (rc) {
+			st->prompt_s = cli_now() - t0;
 			cli_gen_reset(g);
 			return rc;
 		}
-		memcpy(g->hist + keep, ids + keep, sizeof(int32_t) * (size_t)(n - keep));
-		g->nhist = n;
-		return 0;
+		memcpy(g->hist + keep, ids + keep, sizeof(int32_t) * (size_t)(last - keep));
+		g->nhist = p0 = last;
 	}
-	for (int p = keep; p < n; p += g->chunk) {
+	for (int p = p0; p < n; p += g->chunk) {
 		int S = n - p < g->chunk ? n - p : g->chunk;
+		if (p + S == n && g->mark) core_seq_mark_save(g->mark);
 		struct core_fwd_io io = { .logits = p + S == n ? g->logits : NULL };
 		int rc = core_forward(g->m, g->sq, ids + p, S, p, &io, e);
 		if (rc) {

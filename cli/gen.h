@@ -11,11 +11,16 @@
  *
  *   The sequence remembers the ids it has been fed (hist).  cli_gen_prefill() takes
  *   the ids of a whole prompt: when the ids already fed are a proper prefix of it,
- *   only the rest is run (prefix reuse, multi-turn chat); otherwise the sequence
- *   restarts at position 0.  The prompt is run in chunks of --chunk tokens, checking
- *   *stop between chunks, in the order of --prefill-order (cli_prefill_layer; a
- *   stopped layer-major prompt leaves the sequence empty).  After it, logits of the
- *   last prompt position are ready.
+ *   only the rest is run (prefix reuse, multi-turn chat).  Otherwise, when the new
+ *   prompt still shares the ids up to the start of the previous prompt's last chunk
+ *   (a mark is saved there: thinking mode re-renders the previous answer without
+ *   its reasoning, so the new prompt parts from the old one at the previous
+ *   prompt's last token), the sequence rewinds to that mark and runs the rest;
+ *   else it restarts at position 0.  The prompt is run in chunks of --chunk tokens, checking
+ *   *stop between chunks, in the order of --prefill-order (cli_prefill_layer):
+ *   layer-major, all chunks but the last in one call, then the mark, then the last
+ *   chunk (a stopped layer-major prompt leaves the sequence empty).  After it,
+ *   logits of the last prompt position are ready.
  *   cli_gen_generate() samples, emits and feeds tokens until EOS, max_tokens, *stop
  *   (set by a SIGINT handler: checked once per token) or an error.  The sampled EOS
  *   is not fed (it is fed by the next prompt, which contains it).
@@ -57,6 +62,7 @@ struct cli_gen {
 	float *logits;        /* [V] logits of the next position */
 	int32_t *hist;        /* [ctx] ids fed so far: positions 0 .. nhist-1 */
 	int nhist;
+	struct core_seq_mark *mark; /* the sequence at the start of the last prompt's last chunk */
 	int32_t *masked;      /* [nmasked] ids below tok_ids without a string */
 	int nmasked;
 	int tok_ids;          /* ids >= tok_ids (up to V) are masked too */

@@ -176,7 +176,9 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_VRAM_BUDGET: if (cli_parse_size(a, &o->vram_budget)) return bad(cmd, "vram-budget", a, "a size like 16G"); break;
 		case O_HOST_CACHE: if (cli_parse_size(a, &o->host_cache)) return bad(cmd, "host-cache", a, "a size like 8G"); break;
 		case O_THREADS: if (parse_int(a, 0, 4096, &o->threads)) return bad(cmd, "threads", a, "an integer 0..4096"); break;
-		case O_CTX: if (parse_int(a, 1, 1 << 20, &o->ctx)) return bad(cmd, "ctx", a, "an integer 1..1048576"); break;
+		case O_CTX: if (parse_int(a, 1, 1 << 20, &o->ctx)) return bad(cmd, "ctx", a, "an integer 1..1048576");
+			o->ctx_given = 1;
+			break;
 		case O_SEED: {
 			char *end;
 			errno = 0;
@@ -200,7 +202,7 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_IDS: o->ids = 1; if (a) o->ids_json = a; break;
 		case O_STATS: o->stats = 1; break;
 		case O_MAX_TOKENS: if (parse_int(a, 0, 1 << 20, &o->max_tokens)) return bad(cmd, "max-tokens", a, "an integer 0..1048576"); break;
-		case O_CHUNK: if (parse_int(a, 0, 1 << 20, &o->chunk)) return bad(cmd, "chunk", a, "an integer >= 0"); break;
+		case O_CHUNK: if (parse_int(a, 1, 1 << 20, &o->chunk)) return bad(cmd, "chunk", a, "an integer 1..1048576 (omit it for the default)"); break;
 		case 'p': o->prompt = a; break;
 		case O_PROMPT_FILE: o->prompt_file = a; break;
 		case O_OUT: o->out = a; break;

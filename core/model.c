@@ -486,6 +486,7 @@ void core_seq_reset(struct core_seq *sq)
 	}
 	sq->pos = 0;
 	sq->mtp_pos = 0;
+	sq->epoch++;
 }
 
 int core_seq_pos(const struct core_seq *sq) { return sq->pos; }

@@ -120,6 +120,32 @@ size_t core_seq_state_bytes(const struct core_seq *sq, size_t *cache_bytes);
 /* 2 (bf16 caches) or 4 (f32). */
 size_t core_model_kv_elem_bytes(const struct core_model *m);
 
+/* Marks: going back to an earlier position of a sequence (the REPL's next turn
+ * re-renders an earlier answer differently, e.g. without its reasoning, so the new
+ * prompt shares only a prefix with what the sequence has seen).  Compressed and
+ * indexer caches are append-only by position (entry w is written once window w is
+ * complete and never changes afterwards), so a mark saves only what later positions
+ * overwrite: every block's window ring and compressor / indexer states, and the
+ * positions.  That is a few tens of MB for the released model at any context, not
+ * the whole state.  A mark holds backend memory allocated once at create.
+ *   save:   the mark now describes sq at its current position.
+ *   rewind: sq goes back to the mark's position; the results of later calls are
+ *           bitwise those of a sequence that never went past it.  Valid only while
+ *           sq has not been reset (p0 == 0) or rewound to another mark since the
+ *           save, and sq is at or past the mark: otherwise NV_EINVAL and sq is
+ *           unchanged.  After a rewind the mark stays valid (sq is exactly at it);
+ *           every other mark of sq becomes stale.
+ * With MTP, the MTP block's state at p was computed with mtp_tok of position
+ * p-1, i.e. the token at p: a continuation after a rewind must keep that token.
+ * A mark belongs to one sequence; destroy it before the sequence. */
+struct core_seq_mark;
+int core_seq_mark_create(struct core_seq *sq, struct core_seq_mark **out, struct nv_err *e);
+void core_seq_mark_destroy(struct core_seq_mark *mk);
+void core_seq_mark_save(struct core_seq_mark *mk);
+/* The saved position, -1 when never saved or stale. */
+int core_seq_mark_pos(const struct core_seq_mark *mk);
+int core_seq_rewind(struct core_seq_mark *mk, struct nv_err *e);
+
 /* Outputs of one forward call (host memory, owned by the caller). */
 struct core_fwd_io {
 	float *logits;          /* [S, V] when logits_all, else [V] (position p0+S-1); NULL = none */

@@ -124,6 +124,7 @@ struct core_seq {
 	struct core_model *m;
 	int ctx;
 	int pos, mtp_pos;
+	unsigned epoch;              /* +1 at every reset and rewind: marks of older epochs are stale */
 	struct core_bstate *b;       /* [nblocks] */
 	int idx_w;                   /* widest attention list */
 	int32_t *idx;                /* [S, idx_w] attention lists */

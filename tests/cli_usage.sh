@@ -183,6 +183,9 @@ check "template render bad JSON" 1 "$T/bad.json" "hint:" -- template render "$T/
 check "run --host-cache 1" 1 "host cache" "raise --host-cache" -- run "$M" -p hi --host-cache 1
 check "bench --host-cache 1K" 1 "host cache" "raise --host-cache" -- bench "$M" --host-cache 1K --prefill 2 --decode 1 --repeat 1
 check "run --ctx 1" 1 "context" "raise --ctx" -- run "$M" -p hi --ctx 1
+check "run --ctx past the model's" 1 "exceeds the model's max_position_embeddings" "hint:" -- run "$M" -p hi --ctx 1048576
+check "run --host-cache 1 names bytes" 1 "of 1 B holds no expert" -- run "$M" -p hi --host-cache 1
+check "--chunk 0" 2 "bad value '0' for --chunk" -- run "$M" -p hi --chunk 0
 check "run unwritable trace" 1 "/proc/nope/t" "hint:" -- run "$M" -p hi --host-cache 8M --max-tokens 1 --trace-experts /proc/nope/t
 grep -q "trace written" "$T/err" && fail "run unwritable trace: claims the trace was written"
 

@@ -135,6 +135,25 @@ def reusable(prev, new):
     return len(prev) if len(prev) < len(new) and new[:len(prev)] == prev else 0
 
 
+def lcp(a, b):
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def reuse_mark(hist, mark, new):
+    """gen.h's rule with marks: all of hist when it is a proper prefix of new, else the
+    mark (start of the previous prompt's last chunk) when new still shares the ids up
+    to it, else none."""
+    common = lcp(hist, new)
+    if 0 < len(hist) == common < len(new):
+        return len(hist)
+    if 0 < mark <= common and mark < len(new):
+        return mark
+    return 0
+
+
 def summary(t, what):
     m = t.expect(SUMMARY, what=what)
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -319,12 +338,42 @@ def session_c(model, tmp):
         fail("invalid UTF-8 input: stderr %r" % err)
 
 
+def session_d(model, tmp):
+    """Thinking mode: each new prompt re-renders the previous answer without its
+    reasoning, so it parts from the previous prompt at that prompt's last token
+    (<think> becomes </think>).  The sequence rewinds to the mark saved at the start
+    of the previous prompt's last chunk instead of starting over."""
+    chunk = 4
+    inp = b"/think high\nfirst question here\nsecond one\nthird\n/exit\n"
+    p = subprocess.run([NV, "chat", model, "--max-tokens", "0", "--chunk", str(chunk)], input=inp,
+                       capture_output=True, timeout=120,
+                       env={"PATH": os.environ.get("PATH", ""), "HOME": os.path.join(tmp, "nohome")})
+    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    if p.returncode != 0:
+        fail("thinking session: status %d: %s" % (p.returncode, err))
+    s = [tuple(map(int, m.groups())) for m in re.finditer(SUMMARY, out)]
+    msgs, want, hist, mark = [], [], [], 0
+    for text in ("first question here", "second one", "third"):
+        msgs.append({"role": "user", "content": text})
+        ids = render_list(msgs, model, tmp, "thinking", "high")
+        keep = reuse_mark(hist, mark, ids)
+        want.append((len(ids), keep, 0))
+        mark = keep + chunk * ((len(ids) - 1 - keep) // chunk)
+        hist = ids
+        msgs.append({"role": "assistant", "content": "", "reasoning_content": ""})
+    if not (len(want) == 3 and 0 < want[1][1] < want[0][0] and want[2][1] > want[1][1]):
+        fail("test premise: thinking-mode prompts should part before the previous prompt's end "
+             "and reuse the mark: %r" % want)
+    if s != want:
+        fail("thinking-mode turns (prompt, reused, answer): got %r, expected %r" % (s, want))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "m")
         subprocess.run([MK, "--preset", "tiny-ci", "--out", model, "--tokenizer-dir",
                         os.path.join(DATA, "tok_chat"), "--quiet"], check=True, capture_output=True)
-        for s in (session_a, session_b, session_c):
+        for s in (session_a, session_b, session_c, session_d):
             try:
                 s(model, tmp)
             except (RuntimeError, subprocess.SubprocessError) as ex:

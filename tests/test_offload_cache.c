@@ -181,7 +181,7 @@ static void t_mlock(void)
 		waitpid(pid, &st, 0);
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		if (!allow)
-			TU_CHECK(code == 1 && strstr(msg, "ulimit -l") && strstr(msg, "limits.conf") && strstr(msg, "RLIMIT_MEMLOCK is 64 KiB"),
+			TU_CHECK(code == 1 && strstr(msg, "ulimit -l") && strstr(msg, "limits.conf") && strstr(msg, "RLIMIT_MEMLOCK is 64.0 KiB"),
 				 "mlock refusal: exit %d, message: %s", code, msg);
 		else
 			TU_CHECK(code == 0 && strstr(msg, "locked=0") && strstr(msg, "unlocked"),

@@ -3,6 +3,7 @@
 # and run each for FUZZ_SECONDS (default 30) seconds.  Targets:
 #   fuzz_safetensors  core_st_parse_header (one safetensors header, checks 5-10)
 #   fuzz_config       core_config_parse (+ core_expected_tensors)
+#   fuzz_store        offload_store_open + offload_store_verify (edits of a valid store)
 # Seeds: tests/fuzz/seeds/<target>/, plus the golden shards' headers and configs when
 # ../shared exists.  The corpus grows in OUTDIR (default ./fuzz-out) across runs.
 # Exit: 0 no finding, 1 a crash/leak/UB/timeout (reproducer saved in OUTDIR), 77 no
@@ -30,10 +31,12 @@ for t in safetensors config; do
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${core[@]}" $libs -lm -o "$out/fuzz_$t"
 done
+# shellcheck disable=SC2086
+"$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_store.c" "$root/offload/store.c" "$root/core/err.c" $libs -lm -o "$out/fuzz_store"
 
 # Seeds from the golden checkpoints: 8-byte data length + the header JSON.
 shared=${NV_SHARED:-$root/../shared}
-mkdir -p "$out/corpus_safetensors" "$out/corpus_config"
+mkdir -p "$out/corpus_safetensors" "$out/corpus_config" "$out/corpus_store"
 if [ -d "$shared/golden" ]; then
 	for f in "$shared"/golden/*/ckpt/*.safetensors; do
 		[ -f "$f" ] || continue
@@ -52,7 +55,7 @@ if [ -d "$shared/golden" ]; then
 fi
 
 status=0
-for t in safetensors config; do
+for t in safetensors config store; do
 	echo "== fuzz_$t: $secs s"
 	log="$out/fuzz_$t.log"
 	if ! (cd "$out" && "./fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
