@@ -375,6 +375,13 @@ static void gpu_routed(void *ctx, int b, int p0, int S, int k, const int32_t *id
 	if (g->o.inner->routed) g->o.inner->routed(g->o.inner->ctx, b, p0, S, k, ids);
 }
 
+/* The order of a call (layer-major) matters to the inner tier's prefetch. */
+static void gpu_order(void *ctx, int layer_major)
+{
+	struct cache_gpu *g = ctx;
+	if (g->o.inner->order) g->o.inner->order(g->o.inner->ctx, layer_major);
+}
+
 void cache_gpu_iface(struct cache_gpu *g, struct core_expert_src *out)
 {
 	/* optional hooks this layer does not provide stay NULL */
@@ -385,6 +392,7 @@ void cache_gpu_iface(struct cache_gpu *g, struct core_expert_src *out)
 	out->hint = gpu_hint;
 	out->token_known = gpu_token_known;
 	out->routed = gpu_routed;
+	out->order = gpu_order;
 	out->lookahead = g->o.inner->lookahead; /* lookahead hints reach the inner tier via hint() */
 }
 

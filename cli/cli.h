@@ -60,6 +60,7 @@ struct cli_opts {
 	int bench_prefill;        /* bench: prompt tokens (0 = default) */
 	int bench_decode;         /* bench: decode steps (0 = default) */
 	int repeat;               /* bench: repetitions of each measurement (0 = default) */
+	int prefill_order;        /* enum cli_prefill: order of a multi-chunk prompt */
 	const char *cmd;          /* argv[0] of the subcommand, for messages */
 	uint64_t given;           /* options given (bit = index in opts.c's table) */
 	int nargs;
@@ -83,10 +84,22 @@ int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE
  * names of `allowed` (--help and --verbose are always allowed), e.g. `inspect --ctx`:
  * options mean something to a command or are refused, never silently ignored. */
 int cli_opts_only(const struct cli_opts *o, const char *allowed);
+/* --prefill-order: the order of a prompt longer than one chunk (core/model.h):
+ * chunk-major, layer-major, or auto = layer-major when the prompt spans more than
+ * one chunk and routed experts are streamed (cli_experts_streamed); the logits are
+ * the same either way. */
+enum cli_prefill { CLI_PREFILL_AUTO = 0, CLI_PREFILL_CHUNK, CLI_PREFILL_LAYER };
+/* 1 = run S prompt tokens in chunks of `chunk` layer-major (x may be NULL). */
+struct cli_experts;
+int cli_prefill_layer(const struct cli_opts *o, const struct cli_experts *x, int S, int chunk);
+/* "chunk" | "layer" | "auto" */
+const char *cli_prefill_name(int order);
 /* Option sets of cli_opts_only: loading a model for the forward pass, and generating. */
 #define CLI_OPTS_MODEL "backend threads host-cache vram-budget no-prefetch lookahead policy trace-experts no-mlock " \
 	"allow-extra chunk smooth stats"
 #define CLI_OPTS_GEN "ctx seed temperature top-p top-k think max-tokens raw"
+/* run, chat, eval, bench (commands whose prompts are prefilled in chunks) */
+#define CLI_OPTS_PREFILL "prefill-order"
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
  * (see nvmoe CMD --help)" to stderr and returns 2. */
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -129,6 +142,13 @@ int cli_experts_close(struct cli_experts *x);
 /* One statistics line (offload_stats_line) for `run --stats` and the REPL's /stats;
  * tokens = decoded tokens to spread the stall over (0 = omit). */
 const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char *buf, size_t n);
+/* 1 when routed experts stream during a prefill: a host cache with fewer slots than
+ * the model has routed experts, or GPU slots fewer than that; 0 for resident experts
+ * (x NULL) or a cache that holds them all. */
+int cli_experts_streamed(const struct cli_experts *x);
+/* Host-cache counters so far (zeros without a host cache): bytes read, demand
+ * misses, prefetch reads. */
+void cli_experts_reads(struct cli_experts *x, uint64_t *bytes_read, uint64_t *misses, uint64_t *prefetches);
 /* bench --json keys: host_cache {hits, misses, evictions, bytes_read}, prefetch
  * {hash {issued, used, predicted, correct}, lookahead {...}, wasted_bytes, cancelled,
  * lookahead_depth}, stall_ms_per_token, io {bytes, seconds}.  x may be NULL
@@ -152,6 +172,19 @@ int cli_bench_gpu(const struct cli_opts *o, struct cJSON *js);
 struct cli_stat3 { double best, med, worst; };
 struct cli_stat3 cli_stat3(double *v, int n);
 void cli_js_stat3(struct cJSON *js, const char *key, struct cli_stat3 s);
+/* Prefill order and host-cache reads of the bench's prefills (cli/cmd_bench.c):
+ * begin() records the choice; add(x, 0) before and add(x, 1) after each prefill
+ * accumulate the reads in between; print() shows one line and adds the JSON keys
+ * prefill_order, prefill_chunk and prefill_host_cache {bytes_read, misses,
+ * prefetches} (means per prefill over n prefills). */
+struct cli_prefill_res {
+	int layer, chunk, order;
+	uint64_t b0, m0, p0;
+	double bytes, misses, prefetches;
+};
+void cli_prefill_res_begin(struct cli_prefill_res *r, const struct cli_opts *o, int layer, int chunk);
+void cli_prefill_res_add(struct cli_prefill_res *r, struct cli_experts *x, int after);
+void cli_prefill_res_print(const struct cli_prefill_res *r, FILE *f, struct cJSON *js, int n);
 /* bench (compute): adds its keys to `js` (cli/cmd_bench_cpu.c); 0 ok, else exit status. */
 struct cJSON;
 int cli_bench_cpu(const struct cli_opts *o, struct cJSON *js);

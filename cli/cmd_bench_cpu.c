@@ -18,8 +18,9 @@
  *              figures between phases, so each FP4 repetition is also paired with
  *              a memory read run just before it: fp4_paired_fraction_of_mem_read
  *              (best / median / worst of the per-repetition ratios).
- *   prefill    core_forward over a --prefill token prompt (one chunk), logits of the
- *              last position; tokens/s.
+ *   prefill    core_forward over a --prefill token prompt (one chunk, or chunks of
+ *              --chunk in the order of --prefill-order), logits of the last
+ *              position; tokens/s, and the host-cache reads per prefill.
  *   decode     --decode single-token steps after the prompt, logits every step.
  * Every figure is reported as best, median and worst of the repetitions (the cores
  * may be shared).  Faithful numerics (the production mode). */
@@ -246,6 +247,7 @@ out:
 
 struct fwd_res {
 	struct cli_stat3 prefill, decode;
+	struct cli_prefill_res pr;
 };
 
 static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k,
@@ -269,17 +271,22 @@ static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struc
 		st = st * 6364136223846793005ull + 1442695040888963407ull;
 		tok[i] = (int32_t)((st >> 33) % (uint64_t)V);
 	}
-	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = P, .experts = src };
+	const int chunk = o->chunk > 0 && o->chunk < P ? o->chunk : P;
+	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = chunk, .experts = src };
 	if ((rc = core_model_create(ck, k, &mo, &m, e))) goto out;
 	if ((rc = core_seq_create(m, P + N + 1, &sq, e))) goto out;
 	if ((rc = cli_experts_reserve(xs, e))) goto out;
 	struct core_fwd_io io = { .logits = lg };
+	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o, xs, P, chunk) };
+	cli_prefill_res_begin(&r->pr, o, pio.layer_major, chunk);
 	/* warm-up: a short prompt pages in every resident weight and most experts */
 	int pw = P < 8 ? P : 8;
 	if ((rc = core_forward(m, sq, tok, pw, 0, &io, e))) goto out;
 	for (int r_ = 0; r_ < reps; r_++) {
 		double t0 = cli_now();
-		if ((rc = core_forward(m, sq, tok, P, 0, &io, e))) goto out;
+		cli_prefill_res_add(&r->pr, xs, 0);
+		if ((rc = core_forward(m, sq, tok, P, 0, &pio, e))) goto out;
+		cli_prefill_res_add(&r->pr, xs, 1);
 		double t1 = cli_now();
 		for (int i = 0; i < N; i++)
 			if ((rc = core_forward(m, sq, tok + P + i, 1, P + i, &io, e))) goto out;
@@ -373,6 +380,7 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	if (bench_fwd(o, ck, k, src, xs, P, N, reps, &fr, &e)) goto err;
 	snprintf(lbl, sizeof lbl, "prefill (%d-token prompt)", P);
 	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f tok/s\n", lbl, fr.prefill.best, fr.prefill.med, fr.prefill.worst);
+	cli_prefill_res_print(&fr.pr, tf, js, reps);
 	snprintf(lbl, sizeof lbl, "decode (%d steps)", N);
 	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f tok/s\n", lbl, fr.decode.best, fr.decode.med, fr.decode.worst);
 

@@ -80,7 +80,8 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	if (cli_experts_open_k(o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
 	const int V = core_ckpt_config(ck)->vocab_size;
 	double t0 = cli_now();
-	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = P, .experts = src };
+	const int chunk = o->chunk > 0 && o->chunk < P ? o->chunk : P;
+	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = chunk, .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, P + N + 1, &sq, &e)) goto err;
 	if (cli_experts_reserve(xs, &e)) goto err;
 	double tload = cli_now() - t0;
@@ -108,14 +109,19 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 		tok[i] = (int32_t)((st >> 33) % (uint64_t)V);
 	}
 	struct core_fwd_io io = { .logits = lg };
+	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o, xs, P, chunk) };
+	struct cli_prefill_res pr;
+	cli_prefill_res_begin(&pr, o, pio.layer_major, chunk);
 	/* warm-up: the whole prompt and the decode steps once */
-	if (core_forward(m, sq, tok, P, 0, &io, &e)) goto err;
+	if (core_forward(m, sq, tok, P, 0, &pio, &e)) goto err;
 	for (int i = 0; i < N; i++)
 		if (core_forward(m, sq, tok + P + i, 1, P + i, &io, &e)) goto err;
 	if (slots) cli_experts_gpu_stats(xs, &s0, &nslots, &pinned);
 	for (int r = 0; r < reps; r++) {
 		double a = cli_now();
-		if (core_forward(m, sq, tok, P, 0, &io, &e)) goto err;
+		cli_prefill_res_add(&pr, xs, 0);
+		if (core_forward(m, sq, tok, P, 0, &pio, &e)) goto err;
+		cli_prefill_res_add(&pr, xs, 1);
 		double b = cli_now();
 		for (int i = 0; i < N; i++)
 			if (core_forward(m, sq, tok + P + i, 1, P + i, &io, &e)) goto err;
@@ -127,6 +133,7 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	char lbl[96];
 	snprintf(lbl, sizeof lbl, "prefill (%d-token prompt)", P);
 	fprintf(tf, "  %-48s %8.2f %8.2f %8.2f tok/s\n", lbl, pf.best, pf.med, pf.worst);
+	cli_prefill_res_print(&pr, tf, js, reps);
 	snprintf(lbl, sizeof lbl, "decode (%d steps)", N);
 	fprintf(tf, "  %-48s %8.2f %8.2f %8.2f tok/s\n", lbl, dc.best, dc.med, dc.worst);
 	cJSON_AddStringToObject(js, "model", o->args[0]);

@@ -476,7 +476,7 @@ int cli_cmd_chat(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN)) || (r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL)) || (r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
 	struct chat c = { .o = &o };
 	struct nv_err e = {0};
 	snprintf(c.think, sizeof c.think, "%s", o.think);

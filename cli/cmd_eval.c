@@ -21,7 +21,8 @@ static void usage(FILE *f)
 		   "  written as raw little-endian float32 [L, vocab]; prints the mean NLL.\n"
 		   "  --chunk N   prefill chunk (default: whole sequence, at most 256)\n"
 		   "  --smooth    no activation quantisation, no bf16 rounding (golden `smooth` numerics)\n"
-		   "  --stats     expert-tier statistics on stderr\n");
+		   "  --stats     expert-tier statistics on stderr\n"
+		   "  --prefill-order chunk|layer|auto  order of the chunks (same logits; see below)\n");
 	cli_usage_model_opts(f);
 }
 
@@ -34,10 +35,31 @@ static double nll(const float *l, int V, int t)
 	return log(s) + mx - (double)l[t];
 }
 
+/* The logits sink (core_fwd_io): rows go to the file as they are computed, in
+ * either order, so no [L, V] buffer is needed. */
+struct sink {
+	FILE *f;
+	const char *path;
+	const int32_t *tok;
+	int L, V;
+	double sum;
+	struct nv_err err;
+};
+
+static int put_rows(void *ctx, int s, int n, const float *rows)
+{
+	struct sink *k = ctx;
+	if (fwrite(rows, sizeof(float) * (size_t)k->V, (size_t)n, k->f) != (size_t)n)
+		return core_err_set(&k->err, NV_EIO, k->path, NULL, "check free disk space", "write failed");
+	for (int i = 0; i < n; i++)
+		if (s + i + 1 < k->L) k->sum += nll(rows + (size_t)i * k->V, k->V, k->tok[s + i + 1]);
+	return 0;
+}
+
 int cli_cmd_eval(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", CLI_OPTS_MODEL " tokens out");
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", CLI_OPTS_MODEL " " CLI_OPTS_PREFILL " tokens out");
 	if (r >= 0) return r;
 	if (!o.tokens) return cli_usage_err(&o, "missing --tokens FILE");
 	if (!o.out) return cli_usage_err(&o, "missing --out FILE");
@@ -50,7 +72,6 @@ int cli_cmd_eval(int argc, char **argv)
 	struct core_seq *sq = NULL;
 	struct cli_experts *xs = NULL;
 	const struct core_expert_src *src = NULL;
-	float *lg = NULL;
 	FILE *f = NULL;
 	char tmp[4096] = "";
 	if (cli_read_tokens(o.tokens, &tok, &L, &P, &e)) goto err;
@@ -78,23 +99,21 @@ int cli_cmd_eval(int argc, char **argv)
 				      .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;
 	if (cli_experts_reserve(xs, &e)) goto err; /* GPU slots take what the budget leaves */
-	lg = malloc(sizeof(float) * (size_t)chunk * V);
-	if (!lg) { core_err_set(&e, NV_ENOMEM, "eval", "logits", NULL, "out of memory"); goto err; }
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", o.out, (int)getpid());
 	f = fopen(tmp, "wb");
 	if (!f) { core_err_set(&e, -errno, tmp, NULL, "check the output directory", "cannot create: %s", strerror(errno)); goto err; }
-	double sum = 0;
-	for (int p0 = 0; p0 < L; p0 += chunk) {
-		int n = L - p0 < chunk ? L - p0 : chunk;
-		struct core_fwd_io io = { .logits = lg, .logits_all = 1 };
-		if (core_forward(m, sq, tok + p0, n, p0, &io, &e)) goto err;
-		if (fwrite(lg, sizeof(float) * V, n, f) != (size_t)n) {
-			core_err_set(&e, NV_EIO, tmp, NULL, "check free disk space", "write failed");
-			goto err;
-		}
-		for (int s = 0; s < n; s++)
-			if (p0 + s + 1 < L) sum += nll(lg + (size_t)s * V, V, tok[p0 + s + 1]);
+	/* One call: the model cuts it into chunks, in the order --prefill-order picks. */
+	struct sink sk = { .f = f, .path = tmp, .tok = tok, .L = L, .V = V };
+	struct core_fwd_io io = { .logits_all = 1, .logits_sink = put_rows, .sink_ctx = &sk,
+				  .layer_major = cli_prefill_layer(&o, xs, L, chunk) };
+	if (o.verbose)
+		fprintf(stderr, "nvmoe: eval: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", L, chunk,
+			io.layer_major ? "layer" : "chunk", cli_prefill_name(o.prefill_order));
+	if (core_forward(m, sq, tok, L, 0, &io, &e)) {
+		if (sk.err.code) e = sk.err;
+		goto err;
 	}
+	double sum = sk.sum;
 	if (fclose(f)) { f = NULL; core_err_set(&e, NV_EIO, tmp, NULL, "check free disk space", "close failed"); goto err; }
 	f = NULL;
 	if (rename(tmp, o.out)) { core_err_set(&e, -errno, o.out, NULL, NULL, "rename failed: %s", strerror(errno)); goto err; }
@@ -108,7 +127,6 @@ err:
 out:
 	if (f) fclose(f);
 	if (tmp[0]) unlink(tmp);
-	free(lg);
 	core_seq_destroy(sq);
 	core_model_destroy(m);
 	if (cli_experts_close(xs)) ret = 1;

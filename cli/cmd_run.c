@@ -57,9 +57,9 @@ static void print_stats(const struct cli_gen_stats *st)
 {
 	int fresh = st->prompt_tok - st->reused;
 	static const char *ends[] = { "end of sequence", "max tokens", "stopped" };
-	fprintf(stderr, "nvmoe: prompt %d tokens, %.1f tok/s; generated %d tokens, %.1f tok/s (%s)\n",
+	fprintf(stderr, "nvmoe: prompt %d tokens, %.1f tok/s; generated %d tokens, %.1f tok/s (%s); %s-major prefill\n",
 		st->prompt_tok, st->prompt_s > 0 ? fresh / st->prompt_s : 0.0, st->gen_tok,
-		st->gen_s > 0 ? st->gen_tok / st->gen_s : 0.0, ends[st->end]);
+		st->gen_s > 0 ? st->gen_tok / st->gen_s : 0.0, ends[st->end], st->layer ? "layer" : "chunk");
 }
 
 int cli_cmd_run(int argc, char **argv)
@@ -68,7 +68,7 @@ int cli_cmd_run(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " prompt prompt-file")) ||
+	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL " prompt prompt-file")) ||
 	    (r = cli_opts_args(&o, 1, 1, "MODEL")))
 		return r;
 	if (!o.prompt == !o.prompt_file)

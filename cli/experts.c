@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "cache/gpu.h"
 #include "core/ckpt.h"
+#include "core/config.h"
 #include "core/model.h"
 #include "kernels/kern.h"
 #include "offload/source.h"
@@ -35,6 +36,7 @@ struct cli_experts {
 	uint64_t vram_budget;
 	int stats, verbose;
 	const char *trace;                /* routing trace being written, or NULL */
+	const struct core_config *cfg;    /* of the checkpoint (counting experts) */
 };
 
 static const void *host_wmap(struct kern *k, const void *host, size_t bytes)
@@ -78,6 +80,7 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 	c->verbose = o->verbose;
 	c->k = k;
 	c->vram_budget = o->vram_budget;
+	c->cfg = core_ckpt_config(ck);
 	int rc = 0;
 	const struct core_expert_src *inner = NULL;
 	if (streamed) {
@@ -172,6 +175,30 @@ const char *cli_experts_stats_line(struct cli_experts *x, uint64_t tokens, char 
 	struct offload_source_stats st;
 	offload_source_stats(x->s, &st);
 	return offload_stats_line(&st, tokens, buf, n);
+}
+
+int cli_experts_streamed(const struct cli_experts *x)
+{
+	if (!x) return 0;
+	if (x->s && offload_source_streams(x->s)) return 1;
+	if (x->g) {
+		int n = cache_gpu_nslots(x->g);
+		const struct core_config *c = x->cfg;
+		/* before reserve() sizes the slots, n is 0: count that as streaming */
+		return !c || (uint64_t)n < (uint64_t)(c->num_hidden_layers + c->num_nextn_predict_layers) *
+						       (uint64_t)c->n_routed_experts;
+	}
+	return 0;
+}
+
+void cli_experts_reads(struct cli_experts *x, uint64_t *bytes_read, uint64_t *misses, uint64_t *prefetches)
+{
+	struct offload_source_stats st;
+	memset(&st, 0, sizeof st);
+	if (x && x->s) offload_source_stats(x->s, &st);
+	*bytes_read = st.cache.bytes_read;
+	*misses = st.cache.misses;
+	*prefetches = st.cache.prefetch_inserts;
 }
 
 void cli_experts_json(struct cli_experts *x, cJSON *root, uint64_t tokens)

@@ -48,6 +48,8 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 		g->ctx = g->c->max_position_embeddings;
 	}
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
+	g->order = o->prefill_order;
+	g->verbose = o->verbose;
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
 	const struct core_expert_src *src = NULL;
@@ -147,8 +149,9 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 		return core_err_set(e, NV_ERANGE, "prompt", "context", "raise --ctx (or /clear the conversation)",
 				    "the prompt has %d tokens; the context holds %d (room is needed for the answer)",
 				    n, g->ctx);
-	/* A proper prefix only: the logits of the last prompt position must come from a
-	 * forward call, and the sequence cannot step back. */
+	/* Reuse what the sequence has seen when it is a proper prefix (the logits of the
+	 * last prompt position must come from a forward call), else go back to the mark
+	 * when the prompt still shares the ids up to it (gen.h). */
 	int common = 0;
 	while (common < g->nhist && common < n && g->hist[common] == ids[common]) common++;
 	int keep = 0, mp = g->mark ? core_seq_mark_pos(g->mark) : -1;
@@ -159,7 +162,28 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	if (!keep) cli_gen_reset(g);
 	st->reused = keep;
 	double t0 = cli_now();
-	for (int p = keep; p < n; p += g->chunk) {
+	struct cli_opts po = { .prefill_order = g->order };
+	st->layer = cli_prefill_layer(&po, g->xs, n - keep, g->chunk);
+	if (g->verbose)
+		fprintf(stderr, "nvmoe: prefill: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", n - keep,
+			g->chunk, st->layer ? "layer" : "chunk", cli_prefill_name(g->order));
+	int p0 = keep;
+	if (st->layer) {
+		/* One call for every chunk but the last: each passes a layer before the
+		 * next layer.  The mark needs the whole state at the last chunk's start,
+		 * so that chunk runs on its own below (same chunk boundaries). */
+		int last = keep + (n - keep - 1) / g->chunk * g->chunk;
+		struct core_fwd_io io = { .layer_major = 1, .stop = stop };
+		int rc = core_forward(g->m, g->sq, ids + keep, last - keep, keep, &io, e);
+		if (rc) {
+			st->prompt_s = cli_now() - t0;
+			cli_gen_reset(g);
+			return rc;
+		}
+		memcpy(g->hist + keep, ids + keep, sizeof(int32_t) * (size_t)(last - keep));
+		g->nhist = p0 = last;
+	}
+	for (int p = p0; p < n; p += g->chunk) {
 		int S = n - p < g->chunk ? n - p : g->chunk;
 		if (p + S == n && g->mark) core_seq_mark_save(g->mark);
 		struct core_fwd_io io = { .logits_keep = p + S == n };

@@ -17,7 +17,10 @@
  *   its reasoning, so the new prompt parts from the old one at the previous
  *   prompt's last token), the sequence rewinds to that mark and runs the rest;
  *   else it restarts at position 0.  The prompt is run in chunks of --chunk tokens, checking
- *   *stop between chunks.  After it, logits of the last prompt position are ready.
+ *   *stop between chunks, in the order of --prefill-order (cli_prefill_layer):
+ *   layer-major, all chunks but the last in one call, then the mark, then the last
+ *   chunk (a stopped layer-major prompt leaves the sequence empty).  After it,
+ *   logits of the last prompt position are ready.
  *   cli_gen_generate() samples, emits and feeds tokens until EOS, max_tokens, *stop
  *   (set by a SIGINT handler: checked once per token) or an error.  The sampled EOS
  *   is not fed (it is fed by the next prompt, which contains it).
@@ -55,6 +58,8 @@ struct cli_gen {
 	struct core_sampler_cfg scfg;
 	const struct core_config *c;
 	int V, ctx, chunk;
+	int order;            /* enum cli_prefill of --prefill-order */
+	int verbose;
 	int32_t eos;
 	int32_t *hist;        /* [ctx] ids fed so far: positions 0 .. nhist-1 */
 	int nhist;
@@ -72,6 +77,7 @@ struct cli_gen_stats {
 	int prompt_tok;   /* ids of the prompt */
 	int reused;       /* of which already in the sequence (prefix reuse) */
 	double prompt_s;  /* time to run the prompt_tok - reused new ones */
+	int layer;        /* the new ones ran layer-major (--prefill-order) */
 	int gen_tok;      /* tokens sampled (EOS included) */
 	double gen_s;
 	enum cli_gen_end end;

@@ -58,7 +58,7 @@ enum {
 	O_STATS, O_MAX_TOKENS, O_CHUNK, O_PROMPT_FILE, O_OUT, O_TOKENS, O_TEXT, O_FILE,
 	O_THINKING_MODE, O_MODE, O_TRACE, O_VRAM, O_RAM, O_PCIE, O_DISK, O_HIT, O_IO,
 	O_NO_PREFETCH, O_LOOKAHEAD, O_POLICY, O_HELP, O_NO_MLOCK, O_TOKENIZER, O_PREFILL, O_DECODE, O_REPEAT,
-	O_LAST_
+	O_PREFILL_ORDER, O_LAST_
 };
 /* struct cli_opts.given has one bit per entry of g_long (the 'p' and 'v' ones included). */
 _Static_assert(O_LAST_ - 1000 + 2 <= 64, "too many options for cli_opts.given");
@@ -107,6 +107,7 @@ static const struct option g_long[] = {
 	{"prefill", required_argument, 0, O_PREFILL},
 	{"decode", required_argument, 0, O_DECODE},
 	{"repeat", required_argument, 0, O_REPEAT},
+	{"prefill-order", required_argument, 0, O_PREFILL_ORDER},
 	{"verbose", no_argument, 0, 'v'},
 	{"help", no_argument, 0, O_HELP},
 	{0, 0, 0, 0},
@@ -231,6 +232,12 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_PREFILL: if (parse_int(a, 1, 1 << 16, &o->bench_prefill)) return bad(cmd, "prefill", a, "an integer 1..65536"); break;
 		case O_DECODE: if (parse_int(a, 1, 1 << 16, &o->bench_decode)) return bad(cmd, "decode", a, "an integer 1..65536"); break;
 		case O_REPEAT: if (parse_int(a, 1, 1000, &o->repeat)) return bad(cmd, "repeat", a, "an integer 1..1000"); break;
+		case O_PREFILL_ORDER:
+			if (!strcmp(a, "auto")) o->prefill_order = CLI_PREFILL_AUTO;
+			else if (!strcmp(a, "chunk")) o->prefill_order = CLI_PREFILL_CHUNK;
+			else if (!strcmp(a, "layer")) o->prefill_order = CLI_PREFILL_LAYER;
+			else return bad(cmd, "prefill-order", a, "chunk, layer or auto");
+			break;
 		case 'v': o->verbose++; break;
 		case 'h': case O_HELP: return 3;
 		case ':':
@@ -313,14 +320,30 @@ void cli_usage_model_opts(FILE *f)
 		   "  --policy NAME            host-cache eviction: lru (default), lfu, s3fifo\n"
 		   "  --trace-experts FILE     write the routing trace (tools/tracesim replays it)\n"
 		   "  --no-mlock               allow an unlocked host cache when mlock is refused\n"
-		   "  -v, --verbose            describe the expert tiers on stderr\n");
+		   "  -v, --verbose            describe the expert tiers on stderr\n"
+		   "  --prefill-order chunk|layer|auto  (run, chat, eval, bench) a prompt of several chunks:\n"
+		   "                           each chunk through every layer, or every chunk through a layer\n"
+		   "                           before the next (each streamed expert read once per prompt);\n"
+		   "                           auto: layer when experts stream. Same logits either way.\n");
+}
+
+const char *cli_prefill_name(int order)
+{
+	return order == CLI_PREFILL_LAYER ? "layer" : order == CLI_PREFILL_CHUNK ? "chunk" : "auto";
+}
+
+int cli_prefill_layer(const struct cli_opts *o, const struct cli_experts *x, int S, int chunk)
+{
+	if (chunk < 1 || S <= chunk || o->prefill_order == CLI_PREFILL_CHUNK) return 0;
+	return o->prefill_order == CLI_PREFILL_LAYER || cli_experts_streamed(x);
 }
 
 void cli_opts_print(const struct cli_opts *o, FILE *f)
 {
 	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu seed=%llu"
-		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d policy=%s\n",
+		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d policy=%s prefill_order=%s\n",
 		o->backend, o->threads, o->ctx, (unsigned long long)o->host_cache,
 		(unsigned long long)o->vram_budget, (unsigned long long)o->seed, o->temperature,
-		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead, o->policy ? o->policy : "lru");
+		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead, o->policy ? o->policy : "lru",
+		cli_prefill_name(o->prefill_order));
 }

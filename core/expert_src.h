@@ -60,6 +60,13 @@ struct core_expert_src {
 	/* Optional: ids [S, k] host, valid during the call. */
 	void (*routed)(void *ctx, int block, int p0, int S, int k, const int32_t *ids);
 	int lookahead; /* router lookahead depth in blocks, 0 = none */
+	/* Optional: a layer-major call (core/model.h) begins (layer_major = 1) or ends
+	 * (0).  In between, token_known() reports every token of the call at once,
+	 * before any block runs, so a source should not read ahead for all hash layers
+	 * from it; the forward pass hints the next chunk's experts of the current
+	 * block itself (hint(block, ids, n, 1), exact for hash-routed blocks), and no
+	 * router lookahead is made. */
+	void (*order)(void *ctx, int layer_major);
 };
 
 #endif

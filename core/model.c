@@ -252,6 +252,7 @@ static void ws_free(struct core_model *m)
 	free(w->xs_h);
 	free(w->la_h);
 	free(w->X_h);
+	free(w->lg_h);
 }
 
 static int imax(int a, int b) { return a > b ? a : b; }

@@ -27,8 +27,31 @@
  *   quantisation), CORE_NUM_EXACT (quantisation, no bf16 rounding: golden `exact`),
  *   CORE_NUM_SMOOTH (neither: golden `smooth`).
  *
+ *   Order of a multi-chunk call (DESIGN.md §4).  Chunk-major (default): each chunk
+ *   passes every block, then the head (and MTP), then the next chunk.  Layer-major
+ *   (core_fwd_io.layer_major): every chunk passes block 0, then every chunk block 1,
+ *   ..., then the MTP block and the head chunk by chunk, with the same chunk
+ *   boundaries.  Each block's state (ring, caches, compressor and indexer states)
+ *   only depends on that block's own inputs and rows are independent, so the logits
+ *   and MTP logits are bitwise those of the chunk-major order; what changes is that
+ *   a block's routed experts are acquired chunk after chunk, so a source holding
+ *   one layer's experts reads each at most once per call.  The hidden streams of
+ *   the whole call, S x hc_mult x hidden_size f32, are kept in host memory
+ *   (allocated per call; the error names the size when that fails) and moved to and
+ *   from the backend per chunk and block through the kernel table.  In this order
+ *   the forward pass announces the order to the source (core_expert_src.order),
+ *   reports every token of the call through token_known() before the first block,
+ *   replaces the router lookahead (which would predict blocks a whole document
+ *   away) by exact hints for the hash-routed blocks: after routing chunk c of block
+ *   b, hint(b, experts of chunk c+1, priority 1), and at the last chunk the next
+ *   block's first chunk when that block is hash-routed.  A call that fits in one
+ *   chunk is run chunk-major.  A failed or stopped layer-major call leaves the
+ *   sequence reset (position 0): its blocks would be at different positions.
+ *
  *   Hooks (for checking) receive host copies, valid during the call only; they
- *   cost downloads, so leave them NULL in production.
+ *   cost downloads, so leave them NULL in production.  They are called in the
+ *   order of the call: block by block (each block's chunks in order) when
+ *   layer-major; their arguments (block, p0, S) are the same in both orders.
  *
  *   Errors: create fails on missing tensors or allocation failure; forward fails on
  *   bad arguments (p0, S, token ids, ctx exceeded) and expert-source errors, with
@@ -37,6 +60,7 @@
 #ifndef NV_CORE_MODEL_H
 #define NV_CORE_MODEL_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "ckpt.h"
@@ -130,6 +154,12 @@ struct core_fwd_io {
 	 * core_model_logits_b() (sampling on the backend: nothing is downloaded when
 	 * logits is NULL).  Not with mtp_logits (its head reuses that memory). */
 	int logits_keep;
+	/* With logits_all: instead of filling logits (then unused), hand the rows over as
+	 * they are computed: sink(sink_ctx, s, n, rows [n, V] host, valid during the
+	 * call) for call rows s .. s+n-1, in increasing order (n <= 16).  A nonzero
+	 * return stops the call with that status (*e names the sink).  NULL = none. */
+	int (*logits_sink)(void *sink_ctx, int s, int n, const float *rows);
+	void *sink_ctx;
 	/* MTP (§11): mtp_tok[s] = the id of the token at position p0+s+1; the MTP block
 	 * runs over the same positions right after the main blocks.  NULL = no MTP.
 	 * The MTP state must be fed at every position (its own next position must be
@@ -137,6 +167,11 @@ struct core_fwd_io {
 	const int32_t *mtp_tok;
 	float *mtp_logits;      /* [S, V] when mtp_all, else [V]; NULL = none */
 	int mtp_all;
+	int layer_major;        /* 1 = layer-major order (see the contract); 0 = chunk-major */
+	/* Optional: read before every chunk; nonzero stops the call with NV_ECANCELED
+	 * (chunk-major: the sequence ends after the last whole chunk; layer-major: it
+	 * is reset).  E.g. a flag set by a SIGINT handler.  NULL = never. */
+	const volatile sig_atomic_t *stop;
 };
 
 /* Run tokens tok[0..S) at positions p0 .. p0+S-1 (see the contract). */

@@ -72,6 +72,15 @@ struct core_ws {
 	int *la_h;                         /* (H) [2E] lookahead union, marks */
 	float *wts_h;                      /* (H) [S*k] */
 	float *X_h;                        /* (H) [S, M*D] hooks */
+	float *lg_h;                       /* (H) [LB, V] rows for a logits sink (first use) */
+};
+
+/* A layer-major call in progress (forward.c; moe.c hints the next chunk). */
+struct core_lm {
+	int on;
+	const int32_t *tok;          /* (H) [S] the call's tokens */
+	int S, s0, n;                /* call length; rows of the chunk being processed */
+	int nb;                      /* blocks the call runs: L, or L + 1 with MTP */
 };
 
 #define CORE_LOGIT_ROWS 16
@@ -97,6 +106,7 @@ struct core_model {
 	struct core_expert_src *own_src; /* resident source created by the model */
 	struct core_hooks hooks;
 	int have_hooks;
+	struct core_lm lm;
 	struct core_ws ws;
 	const float *logits_b;       /* row of ws.logits kept by the last forward (logits_keep), or NULL */
 };

@@ -8,7 +8,8 @@
  * order - the same additions, so the logits are bitwise those of a resident run.
  * The shared expert runs before the routed ones (it needs no transfer) and is added
  * last, one bf16 rounding.  After routing, the router lookahead predicts the next
- * blocks' experts for the source to prefetch. */
+ * blocks' experts for the source to prefetch (layer-major calls: the next chunk's
+ * experts of the same block instead). */
 #include <string.h>
 
 #include "model_impl.h"
@@ -54,6 +55,34 @@ static void lookahead(struct core_model *m, const struct core_block *b, int S)
 		}
 		src->hint(src->ctx, t, u, nu, d);
 	}
+}
+
+/* Layer-major calls (core/model.h): what this block needs next is its own next
+ * chunk (or, at the last chunk, the next block's first one).  For a hash-routed
+ * block that is known exactly from the tokens; the union goes to hint() with
+ * priority 1.  Score-routed blocks get no hint: their experts of this chunk are
+ * the best guess for the next, and they are cached already. */
+static void hint_next(struct core_model *m, const struct core_block *b)
+{
+	const struct core_expert_src *src = m->src;
+	const struct core_lm *lm = &m->lm;
+	struct core_ws *w = &m->ws;
+	const struct core_config *c = &m->c;
+	const int E = c->n_routed_experts, K = c->num_experts_per_tok;
+	if (!src->hint) return;
+	int s0 = lm->s0 + lm->n, t = b->idx;
+	if (s0 >= lm->S) s0 = 0, t++;
+	if (t >= lm->nb || t >= c->num_hidden_layers || !m->blk[t].hash || !m->blk[t].tid2eid) return;
+	const struct core_block *nb = &m->blk[t];
+	int n = lm->S - s0 < m->chunk ? lm->S - s0 : m->chunk;
+	int *u = w->la_h, *mark = w->la_h + E, nu = 0;
+	memset(mark, 0, sizeof(int) * (size_t)E);
+	for (int s = 0; s < n; s++)
+		for (int j = 0; j < K; j++) {
+			int64_t x = nb->tid2eid[(size_t)lm->tok[s0 + s] * K + j];
+			if (x >= 0 && x < E && !mark[x]) mark[x] = 1, u[nu++] = (int)x;
+		}
+	src->hint(src->ctx, t, u, nu, 1);
 }
 
 int core_moe(struct core_model *m, const struct core_block *b, const int32_t *tok, int S, int p0,
@@ -117,7 +146,10 @@ int core_moe(struct core_model *m, const struct core_block *b, const int32_t *to
 	int rc = 0;
 	if (batch) rc = src->acquire_begin(src->ctx, b->idx, xs, nx, e);
 	else if (src->hint) src->hint(src->ctx, b->idx, xs, nx, 0);
-	if (!rc) lookahead(m, b, S);
+	if (!rc) {
+		if (m->lm.on) hint_next(m, b);
+		else lookahead(m, b, S);
+	}
 
 	/* 9.3 shared expert: computed while the routed experts load */
 	if (!rc) {

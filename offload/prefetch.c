@@ -103,6 +103,18 @@ int offload_prefetch_token(struct offload_prefetch *p, int pos, int token, int *
 	return p->H;
 }
 
+void offload_prefetch_token_seen(struct offload_prefetch *p, int pos, int token)
+{
+	offload_trace_token(p->tw, pos, token);
+}
+
+void offload_prefetch_hash(struct offload_prefetch *p, int block, const int *ids, int n)
+{
+	if (block < 0 || block >= p->H) return;
+	for (int i = 0; i < n; i++)
+		if (ids[i] >= 0 && ids[i] < p->E) p->mark[(size_t)block * p->E + (size_t)ids[i]] |= 1u;
+}
+
 void offload_prefetch_lookahead(struct offload_prefetch *p, int block, int dist, const int *ids, int n)
 {
 	if (block < 0 || block >= p->nblocks || dist < 1 || dist > OFFLOAD_MAX_LOOKAHEAD) return;

@@ -59,6 +59,12 @@ int offload_prefetch_hash_layers(const struct offload_prefetch *p);
  * hash block b for b < the returned number of blocks (0 when the tables are not
  * available); k = *k_out.  ids must hold num_hash_layers * k entries. */
 int offload_prefetch_token(struct offload_prefetch *p, int pos, int token, int *ids, int *k_out);
+/* Layer-major calls (core/model.h): token `token` at position pos is known, for the
+ * trace only (its hash experts are predicted per chunk by offload_prefetch_hash). */
+void offload_prefetch_token_seen(struct offload_prefetch *p, int pos, int token);
+/* Layer-major calls: the forward pass named ids[0..n) as the exact experts of hash
+ * block `block` for its next routing (scored as hash predictions). */
+void offload_prefetch_hash(struct offload_prefetch *p, int block, const int *ids, int n);
 /* The forward pass predicted ids[0..n) for block, dist blocks ahead, for the
  * tokens it is processing (positions p0 .. p0+S-1 of the last routed() call). */
 void offload_prefetch_lookahead(struct offload_prefetch *p, int block, int dist, const int *ids, int n);

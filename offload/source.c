@@ -64,6 +64,7 @@ struct offload_source {
 	int *hash_ids;                    /* [num_hash_layers * k] */
 	uint64_t chunk;                   /* tokens made known since the last routing: one chunk */
 	int routing_seen;
+	int layer_major;                  /* a layer-major call is running (core/expert_src.h order) */
 	int *cancel;                      /* [nslots] scratch for stale prefetches */
 	struct bent *bat;                 /* [nexperts] the current batch */
 	int nbat, bat_block;
@@ -377,7 +378,21 @@ static int src_begin(void *ctx, int b, const int *experts, int n, struct nv_err 
 	s->nbat = n;
 	int rc = 0;
 	for (int i = 0; i < n; i++) s->bat[i] = (struct bent){ experts[i], -1, 0, 0 };
-	for (int i = 0; i < n && !rc; i++) rc = bat_take(s, &s->bat[i], e);
+	/* Hits first: a miss may need a victim, and prefetched-unused slots go first -
+	 * which must not be the prefetches made for this very batch (layer-major hints
+	 * name the next chunk's experts; a miss of a lower id would evict them).  Only
+	 * when the whole batch fits in the cache: otherwise slots are taken in id order,
+	 * the order next() hands them out in, so that held hits never block it. */
+	for (int i = 0; i < n && n <= cache_host_nslots(s->c); i++) {
+		struct bent *t = &s->bat[i];
+		int hit, slot = cache_host_get(s->c, b, t->x, CACHE_REF, &hit, NULL);
+		if (slot < 0 || !hit) continue;
+		t->slot = slot;
+		t->st = 1;
+		note_use(s, slot);
+	}
+	for (int i = 0; i < n && !rc; i++)
+		if (s->bat[i].st == 0) rc = bat_take(s, &s->bat[i], e);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -486,7 +501,11 @@ static void src_hint(void *ctx, int b, const int *experts, int n, int priority)
 	struct offload_source *s = ctx;
 	if (b < 0 || b >= s->g.nblocks) return;
 	pthread_mutex_lock(&s->mu);
-	if (priority > 0) {
+	if (priority > 0 && s->layer_major && b < offload_prefetch_hash_layers(s->pf)) {
+		/* the next chunk's experts of a hash block: exact, from its tokens */
+		offload_prefetch_hash(s->pf, b, experts, n);
+		if (s->o.prefetch) prefetch_reads(s, b, experts, n, OFFLOAD_PF_HASH);
+	} else if (priority > 0) {
 		offload_prefetch_lookahead(s->pf, b, priority, experts, n);
 		if (s->o.prefetch) prefetch_reads(s, b, experts, n, OFFLOAD_PF_LOOKAHEAD);
 	} else {
@@ -522,6 +541,11 @@ static void src_token_known(void *ctx, int pos, int token)
 		s->routing_seen = 0;
 		cancel_stale(s);
 	}
+	if (s->layer_major) { /* the whole call's tokens at once: hints come per chunk */
+		offload_prefetch_token_seen(s->pf, pos, token);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
 	int k, nb = offload_prefetch_token(s->pf, pos, token, s->hash_ids, &k);
 	if (s->o.prefetch)
 		for (int b = 0; b < nb; b++) prefetch_reads(s, b, s->hash_ids + b * k, k, OFFLOAD_PF_HASH);
@@ -537,6 +561,14 @@ static void src_routed(void *ctx, int b, int p0, int S, int k, const int32_t *id
 	pthread_mutex_unlock(&s->mu);
 }
 
+static void src_order(void *ctx, int layer_major)
+{
+	struct offload_source *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	s->layer_major = layer_major;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void offload_source_iface(struct offload_source *s, struct core_expert_src *out)
 {
 	memset(out, 0, sizeof *out);
@@ -549,6 +581,7 @@ void offload_source_iface(struct offload_source *s, struct core_expert_src *out)
 	out->acquire_next = src_next;
 	out->acquire_end = src_end;
 	out->routed = src_routed;
+	out->order = src_order;
 	out->lookahead = s->o.prefetch ? offload_prefetch_lookahead_depth(s->pf) : 0;
 }
 
@@ -699,6 +732,11 @@ int offload_source_close_trace(struct offload_source *s, struct nv_err *e)
 	int rc = offload_prefetch_trace_close(s->pf, e);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int offload_source_streams(const struct offload_source *s)
+{
+	return (uint64_t)cache_host_nslots(s->c) < (uint64_t)s->g.nblocks * (uint64_t)s->g.nexperts;
 }
 
 int offload_source_lookahead(const struct offload_source *s)

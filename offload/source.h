@@ -30,6 +30,10 @@
  *   tokens of a new chunk become known, prefetch reads made for earlier chunks that
  *   are still queued are cancelled (never waited on); their slots are freed.  Time
  *   the forward pass spends blocked on bytes is the stall (stats cache.wait_ns).
+ *   During a layer-major call (order(), core/model.h) token_known() only records
+ *   the tokens (the whole call's arrive at once) and hint(b, ids, n, 1) for a
+ *   hash-routed block b is the forward pass's exact list for b's next chunk: read
+ *   and scored as hash prefetch.
  *   acquire/release/hint/token_known are called from one thread (the forward
  *   pass); completions arrive on the engine's thread.  destroy() accepts NULL.
  */
@@ -101,6 +105,10 @@ const char *offload_stats_line(const struct offload_source_stats *st, uint64_t t
 const char *offload_source_describe(struct offload_source *s, char *buf, size_t n);
 /* Warning to show the user ("" when none), e.g. the cache runs unlocked. */
 const char *offload_source_warning(const struct offload_source *s);
+/* 1 when the host cache has fewer slots than the model has routed experts (all
+ * blocks, MTP included): a long prompt then re-reads experts chunk after chunk,
+ * which the layer-major order avoids (core/model.h). */
+int offload_source_streams(const struct offload_source *s);
 /* Bytes of one expert slot (store record or shard read layout). */
 uint64_t offload_source_slot_size(const struct offload_source *s);
 

@@ -17,7 +17,8 @@ print([r.randrange(2, 512) for _ in range(60)])" > "$T/tok.json"
 exp_bytes=$("$B/nvmoe" inspect "$T/hf" | sed -n 's/^one expert: [0-9]* tensors, \([0-9,]*\) bytes.*/\1/p' | tr -d ,)
 [ -n "$exp_bytes" ] || { echo "FAIL: cannot read the expert size from inspect"; exit 1; }
 small=$(( (exp_bytes + 8191) / 4096 * 4096 * 3 * 7 ))
-ev() { "$B/nvmoe" eval "$T/hf" --tokens "$T/tok.json" "$@" >/dev/null; }
+# chunk-major: token-by-token steps, as in decode (auto would run layer-major here)
+ev() { "$B/nvmoe" eval "$T/hf" --tokens "$T/tok.json" --prefill-order chunk "$@" >/dev/null; }
 ev --chunk 1 --out "$T/ref.f32"
 rc=0
 ev --chunk 1 --out "$T/on.f32" --host-cache "$small" --stats --trace-experts "$T/t.trace" 2>"$T/on.err"
