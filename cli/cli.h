@@ -49,7 +49,8 @@ struct cli_opts {
 	const char *tokenizer;    /* --tokenizer DIR|FILE (template render --ids) */
 	const char *mode;         /* golden --mode smooth|exact|faithful|all */
 	const char *trace_experts;/* --trace-experts FILE */
-	uint64_t vram, ram;       /* plan */
+	uint64_t vram;            /* plan */
+	uint64_t ram;             /* plan; run, chat, bench, eval: host memory for the memory plan (0 = probe) */
 	double pcie_gbps, disk_gbps, hit_rate; /* plan */
 	int io;                   /* bench --io */
 	int prefetch;             /* 1 on (default), 0 off */
@@ -84,6 +85,8 @@ int cli_opts_begin(int argc, char **argv, struct cli_opts *o, void (*usage)(FILE
  * names of `allowed` (--help and --verbose are always allowed), e.g. `inspect --ctx`:
  * options mean something to a command or are refused, never silently ignored. */
 int cli_opts_only(const struct cli_opts *o, const char *allowed);
+/* 1 when the long option `name` ("host-cache") was on the command line. */
+int cli_opts_given(const struct cli_opts *o, const char *name);
 /* --prefill-order: the order of a prompt longer than one chunk (core/model.h):
  * chunk-major, layer-major, or auto = layer-major when the prompt spans more than
  * one chunk and routed experts are streamed (cli_experts_streamed); the logits are
@@ -98,6 +101,8 @@ const char *cli_prefill_name(int order);
 #define CLI_OPTS_MODEL "backend threads host-cache vram-budget no-prefetch lookahead policy trace-experts no-mlock " \
 	"allow-extra chunk smooth stats"
 #define CLI_OPTS_GEN "ctx seed temperature top-p top-k think max-tokens raw"
+/* run, chat, eval, bench: the commands whose expert tiers default to the memory plan */
+#define CLI_OPTS_AUTO "ram"
 /* run, chat, eval, bench (commands whose prompts are prefilled in chunks) */
 #define CLI_OPTS_PREFILL "prefill-order"
 /* A usage error that is not about the positional arguments: prints "nvmoe CMD: <msg>
@@ -132,6 +137,28 @@ int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struc
 struct kern;
 int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
 		       const struct core_expert_src **src, struct nv_err *e);
+/* The default of run, chat, bench and eval: when neither --host-cache nor
+ * --vram-budget is given, the sizes come from the memory plan (cli/plan.h) for a
+ * sequence of ctx tokens prefilled in chunks of `chunk` (0 = the plan's default):
+ * RAM = --ram or the RAM available (MemAvailable, lowered to a cgroup limit); VRAM =
+ * free device memory less a margin.  Everything fits: resident as with
+ * cli_experts_open_k; otherwise the experts stream through the plan's host cache
+ * (unlocked with a warning when RLIMIT_MEMLOCK refuses it) and, on a GPU, GPU slots
+ * under the plan's VRAM budget.  A plan that does not fit is an error (NV_EFIT,
+ * the numbers and a hint).  Explicit flags: exactly cli_experts_open_k.  *x is
+ * always set on success (resident: no tiers, *src NULL); -v prints the choice. */
+int cli_experts_open_auto(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, int ctx, int chunk,
+			  struct cli_experts **x, const struct core_expert_src **src, struct nv_err *e);
+/* "memory plan: <where the experts live, sizes> (auto from RAM x (source), VRAM y)",
+ * or "memory plan: explicit: --host-cache ..., --vram-budget ..." (x may be NULL). */
+const char *cli_experts_plan_line(const struct cli_experts *x, char *buf, size_t n);
+/* bench --json key memory_plan {auto, stream, host_cache_bytes, vram_budget_bytes,
+ * and with auto: ram_bytes, ram_from, vram_bytes, gpu_slots, host_slots, experts,
+ * expert_bytes}; x may be NULL. */
+struct cJSON;
+void cli_experts_plan_json(const struct cli_experts *x, struct cJSON *root);
+/* The effective --host-cache and --vram-budget (the flags', or the plan's); x may be NULL (zeros). */
+void cli_experts_sizes(const struct cli_experts *x, uint64_t *host_cache, uint64_t *vram_budget);
 int cli_experts_reserve(struct cli_experts *x, struct nv_err *e);
 /* GPU-slot statistics (bench): 0 and the figures, or -1 when x has no GPU slots. */
 struct cache_gpu_stats;
@@ -151,7 +178,7 @@ int cli_experts_streamed(const struct cli_experts *x);
 void cli_experts_reads(struct cli_experts *x, uint64_t *bytes_read, uint64_t *misses, uint64_t *prefetches);
 /* bench --json keys: host_cache {hits, misses, evictions, bytes_read}, prefetch
  * {hash {issued, used, predicted, correct}, lookahead {...}, wasted_bytes, cancelled,
- * lookahead_depth}, stall_ms_per_token, io {bytes, seconds}.  x may be NULL
+ * lookahead_depth}, stall_ms_per_token, io {bytes, seconds}, memory_plan {...}.  x may be NULL
  * (resident: zeros). */
 struct cJSON;
 void cli_experts_json(struct cli_experts *x, struct cJSON *root, uint64_t tokens);

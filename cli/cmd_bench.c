@@ -92,7 +92,7 @@ int cli_cmd_bench(int argc, char **argv)
 {
 	struct cli_opts o;
 	int rc = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL",
-				 CLI_OPTS_MODEL " " CLI_OPTS_PREFILL " json io prefill decode repeat seed");
+				 CLI_OPTS_MODEL " " CLI_OPTS_AUTO " " CLI_OPTS_PREFILL " json io prefill decode repeat seed");
 	if (rc >= 0) return rc;
 	if (o.io) return cli_bench_io(&o);
 	cJSON *js = cJSON_CreateObject();

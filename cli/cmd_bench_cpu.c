@@ -325,8 +325,10 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	struct cli_opts oc = *o;
 	oc.backend = "cpu"; /* this is the CPU benchmark, whatever `auto` would pick */
 	if (cli_backend_create(&oc, &k, &e)) goto err;
-	/* Routed experts through the tiers when --host-cache or a store asks for it. */
-	if (cli_experts_open_k(o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
+	/* Routed experts: the memory plan for bench_fwd's sequence, or the tiers the flags ask for. */
+	if (cli_experts_open_auto(o, ck, k, P + N + 1, o->chunk > 0 && o->chunk < P ? o->chunk : P, &xs, &src, &e) ||
+	    cli_backend_check_experts(k, src, &e))
+		goto err;
 	const int nt = kern_cpu_threads(k);
 	const char *isa = kern_cpu_isa(k);
 	char thp[32];

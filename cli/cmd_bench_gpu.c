@@ -77,10 +77,11 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	/* the model, its experts as a command would have them */
 	struct core_ckpt_opts co = { .allow_extra = o->allow_extra };
 	if (core_ckpt_open(o->args[0], &co, &ck, &e)) goto err;
-	if (cli_experts_open_k(o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
+	const int chunk = o->chunk > 0 && o->chunk < P ? o->chunk : P;
+	if (cli_experts_open_auto(o, ck, k, P + N + 1, chunk, &xs, &src, &e) || cli_backend_check_experts(k, src, &e))
+		goto err;
 	const int V = core_ckpt_config(ck)->vocab_size;
 	double t0 = cli_now();
-	const int chunk = o->chunk > 0 && o->chunk < P ? o->chunk : P;
 	struct core_model_opts mo = { .numeric = CORE_NUM_FAITHFUL, .max_chunk = chunk, .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, P + N + 1, &sq, &e)) goto err;
 	if (cli_experts_reserve(xs, &e)) goto err;
@@ -89,13 +90,15 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	int nslots = 0, pinned = 0;
 	int slots = cli_experts_gpu_stats(xs, &s0, &nslots, &pinned) == 0;
 	size_t used = 0;
+	uint64_t hc = 0, vb = 0; /* effective: the flags', or the memory plan's */
+	cli_experts_sizes(xs, &hc, &vb);
 #ifdef NVMOE_HAVE_CUDA
 	used = kern_cuda_mem_used(k);
 #endif
 	if (slots)
 		fprintf(tf, "  experts: %d GPU slots (%s host memory), --vram-budget %.2f GiB, --host-cache %.2f GiB; backend "
 			"holds %.2f GiB; set-up %.1f s\n", nslots, pinned ? "page-locked" : "pageable",
-			(double)o->vram_budget / (1 << 30), (double)o->host_cache / (1 << 30), (double)used / (1 << 30), tload);
+			(double)vb / (1 << 30), (double)hc / (1 << 30), (double)used / (1 << 30), tload);
 	else
 		fprintf(tf, "  experts: resident in VRAM; backend holds %.2f GiB; set-up (upload) %.1f s\n",
 			(double)used / (1 << 30), tload);
@@ -146,6 +149,7 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 	cli_js_stat3(js, "decode_tok_s", dc);
 	cJSON_AddNumberToObject(js, "backend_vram_bytes", (double)used);
 	cJSON_AddStringToObject(js, "experts", slots ? "gpu-slots" : "resident");
+	cli_experts_plan_json(xs, js);
 	if (slots) {
 		cli_experts_gpu_stats(xs, &s1, &nslots, &pinned);
 		uint64_t h = s1.hits - s0.hits, mi = s1.misses - s0.misses;
@@ -156,8 +160,8 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 			(unsigned long long)(s1.host_waits - s0.host_waits));
 		cJSON_AddNumberToObject(js, "gpu_slots", nslots);
 		cJSON_AddBoolToObject(js, "host_cache_pinned", pinned);
-		cJSON_AddNumberToObject(js, "vram_budget_bytes", (double)o->vram_budget);
-		cJSON_AddNumberToObject(js, "host_cache_bytes", (double)o->host_cache);
+		cJSON_AddNumberToObject(js, "vram_budget_bytes", (double)vb);
+		cJSON_AddNumberToObject(js, "host_cache_bytes", (double)hc);
 		cJSON_AddNumberToObject(js, "slot_hit_rate", h + mi ? (double)h / (double)(h + mi) : 0.0);
 		cJSON_AddNumberToObject(js, "slot_bytes_copied", (double)(s1.bytes_copied - s0.bytes_copied));
 	}

@@ -416,6 +416,7 @@ static void cmd_stats(struct chat *c)
 	if (c->g.xs) {
 		char line[600];
 		printf("experts: %s\n", cli_experts_stats_line(c->g.xs, (uint64_t)c->gen_tok, line, sizeof line));
+		printf("%s\n", cli_experts_plan_line(c->g.xs, line, sizeof line));
 	}
 }
 
@@ -476,7 +477,7 @@ int cli_cmd_chat(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL)) || (r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
+	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_AUTO " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL)) || (r = cli_opts_args(&o, 1, 1, "MODEL"))) return r;
 	struct chat c = { .o = &o };
 	struct nv_err e = {0};
 	snprintf(c.think, sizeof c.think, "%s", o.think);

@@ -59,7 +59,7 @@ static int put_rows(void *ctx, int s, int n, const float *rows)
 int cli_cmd_eval(int argc, char **argv)
 {
 	struct cli_opts o;
-	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", CLI_OPTS_MODEL " " CLI_OPTS_PREFILL " tokens out");
+	int r = cli_opts_begin(argc, argv, &o, usage, 1, 1, "MODEL", CLI_OPTS_MODEL " " CLI_OPTS_AUTO " " CLI_OPTS_PREFILL " tokens out");
 	if (r >= 0) return r;
 	if (!o.tokens) return cli_usage_err(&o, "missing --tokens FILE");
 	if (!o.out) return cli_usage_err(&o, "missing --out FILE");
@@ -93,8 +93,8 @@ int cli_cmd_eval(int argc, char **argv)
 	int chunk = o.chunk > 0 ? o.chunk : (L < 256 ? L : 256);
 	if (chunk > L) chunk = L;
 	if (cli_backend_create(&o, &k, &e)) goto err;
-	/* Routed experts through the offload tiers (--host-cache, converted store) or resident. */
-	if (cli_experts_open_k(&o, ck, k, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
+	/* Routed experts: the memory plan, or the tiers --host-cache / --vram-budget ask for. */
+	if (cli_experts_open_auto(&o, ck, k, L, chunk, &xs, &src, &e) || cli_backend_check_experts(k, src, &e)) goto err;
 	struct core_model_opts mo = { .numeric = o.smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL, .max_chunk = chunk,
 				      .experts = src };
 	if (core_model_create(ck, k, &mo, &m, &e) || core_seq_create(m, L, &sq, &e)) goto err;

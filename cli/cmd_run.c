@@ -68,7 +68,7 @@ int cli_cmd_run(int argc, char **argv)
 	int r = cli_opts_parse(argc, argv, &o);
 	if (r == 3) return usage(stdout, 0);
 	if (r) return r;
-	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL " prompt prompt-file")) ||
+	if ((r = cli_opts_only(&o, CLI_OPTS_MODEL " " CLI_OPTS_AUTO " " CLI_OPTS_GEN " " CLI_OPTS_PREFILL " prompt prompt-file")) ||
 	    (r = cli_opts_args(&o, 1, 1, "MODEL")))
 		return r;
 	if (!o.prompt == !o.prompt_file)
@@ -140,6 +140,7 @@ int cli_cmd_run(int argc, char **argv)
 		if (g.xs) {
 			char line[600];
 			fprintf(stderr, "nvmoe: experts: %s\n", cli_experts_stats_line(g.xs, (uint64_t)st.gen_tok, line, sizeof line));
+			fprintf(stderr, "nvmoe: %s\n", cli_experts_plan_line(g.xs, line, sizeof line));
 		}
 	}
 	rc = 0;

@@ -5,7 +5,9 @@
  * CUDA backend: resident in VRAM (NULL source: wmap at model creation) unless
  * --vram-budget, --host-cache or a store asks for streaming; then GPU expert slots
  * (cache/gpu) over the streamed source, whose host cache is page-locked for CUDA, or
- * over host views into the mmapped checkpoint. */
+ * over host views into the mmapped checkpoint.
+ * cli_experts_open_auto: without --host-cache and --vram-budget the sizes come from
+ * the memory plan (cli/plan.h) of the RAM and VRAM available. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "plan.h"
 #include "cache/gpu.h"
 #include "core/ckpt.h"
 #include "core/config.h"
@@ -37,6 +40,10 @@ struct cli_experts {
 	int stats, verbose;
 	const char *trace;                /* routing trace being written, or NULL */
 	const struct core_config *cfg;    /* of the checkpoint (counting experts) */
+	int planned;                      /* 1: sizes from the memory plan (auto) */
+	int explicit_;                    /* 1: opened by cli_experts_open_auto with explicit sizes */
+	uint64_t host_cache;              /* the effective --host-cache */
+	struct cli_plan plan;             /* when planned */
 };
 
 static const void *host_wmap(struct kern *k, const void *host, size_t bytes)
@@ -65,22 +72,20 @@ static int open_gpu(const struct cli_opts *o, const struct core_ckpt *ck, struct
 	return 0;
 }
 
-int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
-		       const struct core_expert_src **src, struct nv_err *e)
+/* Open the tiers o asks for into c (allocated by the caller; *src NULL = resident). */
+static int open_tiers(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts *c,
+		      const struct core_expert_src **src, struct nv_err *e)
 {
-	*x = NULL;
-	*src = NULL;
 	int gpu = is_gpu_backend(k);
 	/* A trace without a bound still streams (every expert fits, or half the RAM). */
 	int streamed = o->host_cache || core_ckpt_has_store(ck) || o->trace_experts;
-	if (!streamed && !(gpu && o->vram_budget)) return 0; /* resident (in VRAM on the GPU) */
-	struct cli_experts *c = calloc(1, sizeof *c);
-	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
 	c->stats = o->stats;
 	c->verbose = o->verbose;
 	c->k = k;
 	c->vram_budget = o->vram_budget;
+	c->host_cache = o->host_cache;
 	c->cfg = core_ckpt_config(ck);
+	if (!streamed && !(gpu && o->vram_budget)) return 0; /* resident (in VRAM on the GPU) */
 	int rc = 0;
 	const struct core_expert_src *inner = NULL;
 	if (streamed) {
@@ -99,7 +104,7 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 			so.unpin = cache_gpu_cuda_unpin;
 			so.pin_arg = &c->pin;
 		}
-		if ((rc = offload_source_create(ck, &so, &c->s, e))) goto fail;
+		if ((rc = offload_source_create(ck, &so, &c->s, e))) return rc;
 		offload_source_iface(c->s, &c->iface);
 		inner = &c->iface;
 		if (offload_source_warning(c->s)[0]) fprintf(stderr, "nvmoe: warning: %s\n", offload_source_warning(c->s));
@@ -113,20 +118,144 @@ int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, str
 	} else {
 		c->hostk.name = "host";
 		c->hostk.wmap = host_wmap;
-		if ((rc = core_expert_src_resident(ck, &c->hostk, &c->res, e))) goto fail;
+		if ((rc = core_expert_src_resident(ck, &c->hostk, &c->res, e))) return rc;
 		inner = c->res;
 	}
 	if (gpu) {
-		if ((rc = open_gpu(o, ck, k, c, inner, e))) goto fail;
+		if ((rc = open_gpu(o, ck, k, c, inner, e))) return rc;
 		*src = &c->giface;
 	} else {
 		*src = inner;
 	}
+	return 0;
+}
+
+int cli_experts_open_k(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, struct cli_experts **x,
+		       const struct core_expert_src **src, struct nv_err *e)
+{
+	*x = NULL;
+	*src = NULL;
+	int streamed = o->host_cache || core_ckpt_has_store(ck) || o->trace_experts;
+	if (!streamed && !(is_gpu_backend(k) && o->vram_budget)) return 0; /* resident (in VRAM on the GPU) */
+	struct cli_experts *c = calloc(1, sizeof *c);
+	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
+	int rc = open_tiers(o, ck, k, c, src, e);
+	if (rc) {
+		*src = NULL;
+		cli_experts_close(c);
+		return rc;
+	}
+	*x = c;
+	return 0;
+}
+
+/* Device bytes nvmoe may use on k's GPU: what is free now, plus what the backend
+ * already holds, less the margin cache/gpu_cuda.c keeps (2%, at least 256 MiB). */
+static uint64_t vram_here(struct kern *k)
+{
+	uint64_t v = 0;
+#ifdef NVMOE_HAVE_CUDA
+	if (kern_cuda_is(k)) {
+		char name[128];
+		size_t fr = 0, tot = 0;
+		kern_cuda_info(k, name, sizeof name, &fr, &tot);
+		uint64_t margin = (uint64_t)tot / 50;
+		if (margin < (256ull << 20)) margin = 256ull << 20;
+		uint64_t have = (uint64_t)fr + (uint64_t)kern_cuda_mem_used(k);
+		v = have > margin ? have - margin : 0;
+	}
+#else
+	(void)k;
+#endif
+	return v;
+}
+
+int cli_experts_open_auto(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, int ctx, int chunk,
+			  struct cli_experts **x, const struct core_expert_src **src, struct nv_err *e)
+{
+	*x = NULL;
+	*src = NULL;
+	struct cli_experts *c = calloc(1, sizeof *c);
+	if (!c) return core_err_set(e, NV_ENOMEM, "expert source", NULL, NULL, "out of memory");
+	struct cli_opts oe = *o;
+	int rc = 0;
+	const int gpu = is_gpu_backend(k);
+	if (cli_opts_given(o, "host-cache") || cli_opts_given(o, "vram-budget")) {
+		c->explicit_ = 1; /* explicit sizes win; --host-cache 0 = resident views, as ever */
+	} else {
+		char from[160] = "--ram";
+		uint64_t ram = o->ram;
+		if (!cli_opts_given(o, "ram") && (rc = cli_plan_ram_here(&ram, from, sizeof from, e))) goto fail;
+		uint64_t vram = gpu ? vram_here(k) : 0;
+		struct cli_plan_in in = { .cfg = core_ckpt_config(ck), .gpu = gpu, .ram = ram, .ram_probed = !o->ram,
+					  .ram_from = from, .vram = vram, .vram_from = "free VRAM (less a margin)",
+					  .ctx = ctx, .chunk = chunk, .kv_f32 = o->smooth };
+		if ((rc = cli_plan_make(&in, &c->plan, e))) goto fail;
+		/* the plan keeps no pointer into this frame */
+		c->plan.in.ram_from = o->ram ? "--ram" : strstr(from, "cgroup") ? "cgroup limit" : "MemAvailable";
+		c->plan.in.vram_from = "free VRAM";
+		c->planned = 1;
+		const struct cli_plan *p = &c->plan;
+		if (core_ckpt_has_store(ck)) {
+			/* a store is always read through a host cache: as many records as fit */
+			struct offload_store_geom geo;
+			if ((rc = offload_store_geom_from_config(core_ckpt_config(ck), &geo, e))) goto fail;
+			uint64_t all = (uint64_t)geo.nblocks * (uint64_t)geo.nexperts * geo.record_size;
+			uint64_t avail = ram > p->host_fixed ? ram - p->host_fixed : 0;
+			oe.host_cache = p->stream ? p->host_cache : all < avail ? all : avail;
+			if (gpu && p->stream) oe.vram_budget = p->vram_budget;
+			oe.no_mlock = 1;
+		} else if (p->stream) {
+			oe.host_cache = p->host_cache;
+			if (gpu) oe.vram_budget = p->vram_budget;
+			oe.no_mlock = 1; /* a default must run where RLIMIT_MEMLOCK is low: warn, not fail */
+		}
+	}
+	if ((rc = open_tiers(&oe, ck, k, c, src, e))) goto fail;
+	if (o->verbose) {
+		char line[1024];
+		fprintf(stderr, "nvmoe: %s\n", cli_experts_plan_line(c, line, sizeof line));
+	}
 	*x = c;
 	return 0;
 fail:
+	*src = NULL;
 	cli_experts_close(c);
 	return rc;
+}
+
+const char *cli_experts_plan_line(const struct cli_experts *x, char *buf, size_t n)
+{
+	char a[24], b[24], l[600];
+	if (!x || !x->planned) {
+		snprintf(buf, n, "memory plan: %s: --host-cache %s, --vram-budget %s", x && x->explicit_ ? "explicit" : "none",
+			 x ? cli_fmt_size(a, sizeof a, x->host_cache) : "0", x ? cli_fmt_size(b, sizeof b, x->vram_budget) : "0");
+		return buf;
+	}
+	const struct cli_plan *p = &x->plan;
+	if (p->in.gpu) cli_fmt_size(b, sizeof b, p->in.vram);
+	snprintf(buf, n, "memory plan: %s (auto from RAM %s (%s), VRAM %s)", cli_plan_line(p, l, sizeof l),
+		 cli_fmt_size(a, sizeof a, p->in.ram), p->in.ram_from, p->in.gpu ? b : "none: CPU backend");
+	return buf;
+}
+
+void cli_experts_sizes(const struct cli_experts *x, uint64_t *host_cache, uint64_t *vram_budget)
+{
+	*host_cache = x ? x->host_cache : 0;
+	*vram_budget = x ? x->vram_budget : 0;
+}
+
+void cli_experts_plan_json(const struct cli_experts *x, cJSON *root)
+{
+	cJSON *mp = cJSON_AddObjectToObject(root, "memory_plan");
+	cJSON_AddBoolToObject(mp, "auto", x && x->planned);
+	if (x && x->planned) {
+		cli_plan_json(&x->plan, mp);
+	} else {
+		cJSON_AddBoolToObject(mp, "stream", cli_experts_streamed(x));
+		cJSON_AddNumberToObject(mp, "host_cache_bytes", x ? (double)x->host_cache : 0.0);
+		cJSON_AddNumberToObject(mp, "vram_budget_bytes", x ? (double)x->vram_budget : 0.0);
+	}
 }
 
 int cli_experts_open(const struct cli_opts *o, const struct core_ckpt *ck, struct cli_experts **x,
@@ -227,6 +356,7 @@ void cli_experts_json(struct cli_experts *x, cJSON *root, uint64_t tokens)
 	cJSON *io = cJSON_AddObjectToObject(root, "io");
 	cJSON_AddNumberToObject(io, "bytes", (double)st.io.bytes);
 	cJSON_AddNumberToObject(io, "seconds", (double)st.io_busy_ns / 1e9);
+	cli_experts_plan_json(x, root);
 }
 
 int cli_experts_close(struct cli_experts *x)

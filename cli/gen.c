@@ -53,7 +53,7 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
 	const struct core_expert_src *src = NULL;
-	if ((rc = cli_experts_open_k(o, g->ck, g->k, &g->xs, &src, e))) return rc;
+	if ((rc = cli_experts_open_auto(o, g->ck, g->k, g->ctx, g->chunk, &g->xs, &src, e))) return rc;
 	if ((rc = cli_backend_check_experts(g->k, src, e))) return rc;
 	struct core_model_opts mo = { .numeric = o->smooth ? CORE_NUM_SMOOTH : CORE_NUM_FAITHFUL,
 				      .max_chunk = g->chunk, .experts = src };

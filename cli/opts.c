@@ -35,6 +35,7 @@ int cli_parse_size(const char *s, uint64_t *out)
 		if (*end == 'b' || *end == 'B') end++;
 		if (*end) return -1;
 	}
+	if (v * mul >= 18446744073709549568.0) return -1; /* past 2^64: the cast would be undefined */
 	*out = (uint64_t)(v * mul);
 	return 0;
 }
@@ -214,7 +215,7 @@ int cli_opts_parse(int argc, char **argv, struct cli_opts *o)
 		case O_MODE: o->mode = a; break;
 		case O_TRACE: o->trace_experts = a; break;
 		case O_VRAM: if (cli_parse_size(a, &o->vram)) return bad(cmd, "vram", a, "a size like 24G"); break;
-		case O_RAM: if (cli_parse_size(a, &o->ram)) return bad(cmd, "ram", a, "a size like 128G"); break;
+		case O_RAM: if (cli_parse_size(a, &o->ram) || !o->ram) return bad(cmd, "ram", a, "a size > 0 like 128G"); break;
 		case O_PCIE: if (parse_dbl(a, &o->pcie_gbps) || o->pcie_gbps <= 0) return bad(cmd, "pcie", a, "GB/s > 0"); break;
 		case O_DISK: if (parse_dbl(a, &o->disk_gbps) || o->disk_gbps <= 0) return bad(cmd, "disk", a, "GB/s > 0"); break;
 		case O_HIT: if (parse_dbl(a, &o->hit_rate) || o->hit_rate < 0 || o->hit_rate > 1) return bad(cmd, "hit-rate", a, "a fraction in [0, 1]"); break;
@@ -298,6 +299,13 @@ int cli_opts_only(const struct cli_opts *o, const char *allowed)
 	return 0;
 }
 
+int cli_opts_given(const struct cli_opts *o, const char *name)
+{
+	for (int i = 0; g_long[i].name; i++)
+		if (!strcmp(g_long[i].name, name)) return (int)(o->given >> i & 1);
+	return 0;
+}
+
 int cli_usage_err(const struct cli_opts *o, const char *fmt, ...)
 {
 	va_list ap;
@@ -315,7 +323,12 @@ void cli_usage_model_opts(FILE *f)
 		   "  --backend cpu|cuda|auto  kernels (auto: CUDA when a device is present)\n"
 		   "  --threads N              CPU threads (default: all cores)\n"
 		   "  --host-cache SZ          stream routed experts through a host cache of SZ bytes\n"
+		   "                           (0: every expert resident, views into the checkpoint)\n"
 		   "  --vram-budget SZ         CUDA: GPU memory to use (expert slots get what is left)\n"
+		   "  --ram SZ                 (run, chat, bench, eval) host memory for the memory plan\n"
+		   "                           (default: MemAvailable, or a lower cgroup limit).  Without\n"
+		   "                           --host-cache and --vram-budget the tiers follow `nvmoe plan`:\n"
+		   "                           experts resident when they fit, else streamed (-v shows it)\n"
 		   "  --no-prefetch, --lookahead K (0.." NV_STR(OFFLOAD_MAX_LOOKAHEAD) ")  expert prefetch of the streamed tiers\n"
 		   "  --policy NAME            host-cache eviction: lru (default), lfu, s3fifo\n"
 		   "  --trace-experts FILE     write the routing trace (tools/tracesim replays it)\n"
@@ -340,10 +353,10 @@ int cli_prefill_layer(const struct cli_opts *o, const struct cli_experts *x, int
 
 void cli_opts_print(const struct cli_opts *o, FILE *f)
 {
-	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu seed=%llu"
+	fprintf(f, "config: backend=%s threads=%d ctx=%d host_cache=%llu vram_budget=%llu ram=%llu seed=%llu"
 		   " temperature=%g top_p=%g top_k=%d think=%s smooth=%d chunk=%d prefetch=%d lookahead=%d policy=%s prefill_order=%s\n",
 		o->backend, o->threads, o->ctx, (unsigned long long)o->host_cache,
-		(unsigned long long)o->vram_budget, (unsigned long long)o->seed, o->temperature,
+		(unsigned long long)o->vram_budget, (unsigned long long)o->ram, (unsigned long long)o->seed, o->temperature,
 		o->top_p, o->top_k, o->think, o->smooth, o->chunk, o->prefetch, o->lookahead, o->policy ? o->policy : "lru",
 		cli_prefill_name(o->prefill_order));
 }
