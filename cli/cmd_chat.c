@@ -55,6 +55,8 @@ struct chat {
 	int tty_in, tty_out;
 	char hist_path[4096];
 	struct core_tok_ids ids;
+	char *attach;       /* /file: text that goes with the next message (NULL = none) */
+	char attach_name[512];
 	/* totals over the session, for /stats */
 	int turns;
 	long prompt_tok, reused_tok, gen_tok;
@@ -268,11 +270,21 @@ static void turn(struct chat *c, const char *text)
 		report(&e);
 		return;
 	}
-	if (add_message(c->msgs, "user", text, NULL)) {
+	char *full = NULL;
+	if (c->attach) {
+		/* The document first, the question after it: long-document prompts read best
+		 * (and reuse best across questions) in that order. */
+		size_t n = strlen(c->attach) + strlen(c->attach_name) + tn + 64;
+		if ((full = malloc(n)))
+			snprintf(full, n, "<file name=\"%s\">\n%s\n</file>\n\n%s", c->attach_name, c->attach, text);
+	}
+	if ((c->attach && !full) || add_message(c->msgs, "user", full ? full : text, NULL)) {
+		free(full);
 		core_err_set(&e, NV_ENOMEM, "input", NULL, NULL, "out of memory");
 		report(&e);
 		return;
 	}
+	free(full);
 	struct core_chat_opts co;
 	chat_opts(c, &co);
 	char *prompt = NULL;
@@ -290,6 +302,10 @@ static void turn(struct chat *c, const char *text)
 		return;
 	}
 	free(prompt);
+	if (c->attach) {
+		free(c->attach); /* it is in the conversation now */
+		c->attach = NULL;
+	}
 	int thinking = co.mode == CORE_CHAT_MODE_THINKING;
 	cli_show_begin(&show, stdout, c->tty_out, thinking);
 	int rc = cli_gen_generate(&c->g, c->o->max_tokens, &g_sigint, cli_show_emit, &show, NULL, &st, &e);
@@ -328,6 +344,7 @@ static void cmd_help(struct chat *c)
 	       "  /stats              totals of this session\n"
 	       "  /save FILE          write the conversation as JSON (nvmoe template render FILE reads it)\n"
 	       "  /load FILE          read a conversation saved by /save (or any template render input)\n"
+	       "  /file FILE          attach a text file to your next message (/file alone drops it)\n"
 	       "  /exit               leave (also Ctrl-D)\n"
 	       "input: a line ending in '\\' continues on the next line; a line holding only \"\"\"\n"
 	       "opens a block that another \"\"\" line closes.  Ctrl-C stops an answer.\n", c->think);
@@ -404,6 +421,52 @@ out:
 	free(buf);
 }
 
+/* /file PATH: read a UTF-8 text file to send with the next message. */
+static void cmd_file(struct chat *c, const char *path)
+{
+	struct nv_err e = {0};
+	if (!*path) {
+		if (c->attach) dim(c, "dropped the attachment %s", c->attach_name);
+		else dim(c, "no file attached (/file FILE attaches one)");
+		free(c->attach);
+		c->attach = NULL;
+		return;
+	}
+	struct stat sb;
+	char *buf = NULL;
+	size_t n = 0;
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		core_err_set(&e, NV_EINVAL, path, NULL, "give a text file", "not a regular file");
+	} else if (!cli_read_file(path, &buf, &n, &e)) {
+		size_t bad = core_utf8_valid_prefix(buf, n);
+		if (memchr(buf, 0, n))
+			core_err_set(&e, NV_EINVAL, path, NULL, "attach text files only", "binary file (NUL byte at %zu)",
+				     (size_t)((char *)memchr(buf, 0, n) - buf));
+		else if (bad < n)
+			core_err_set(&e, NV_EINVAL, path, NULL, "convert the file to UTF-8 first", "invalid UTF-8 at byte %zu",
+				     bad);
+	}
+	if (e.code) {
+		free(buf);
+		report(&e);
+		return;
+	}
+	struct core_tok_ids ids = {0};
+	int ntok = cli_gen_encode(&c->g, buf, n, &ids, &e) ? -1 : (int)ids.n;
+	core_tok_ids_free(&ids);
+	free(c->attach);
+	c->attach = buf;
+	const char *base = strrchr(path, '/');
+	snprintf(c->attach_name, sizeof c->attach_name, "%s", base ? base + 1 : path);
+	if (ntok >= 0)
+		dim(c, "attached %s: %zu bytes, %d tokens; it goes with your next message", c->attach_name, n, ntok);
+	else
+		dim(c, "attached %s: %zu bytes; it goes with your next message", c->attach_name, n);
+	if (ntok >= c->g.ctx)
+		fprintf(stderr, "nvmoe chat: warning: %s has %d tokens, more than the context of %d (raise --ctx)\n",
+			c->attach_name, ntok, c->g.ctx);
+}
+
 static void cmd_stats(struct chat *c)
 {
 	printf("turns %d; context %d of %d tokens in use\n", c->turns, c->g.nhist, c->g.ctx);
@@ -447,6 +510,8 @@ static int command(struct chat *c, char *line)
 		}
 	} else if (!strcmp(cmd, "stats")) {
 		cmd_stats(c);
+	} else if (!strcmp(cmd, "file")) {
+		cmd_file(c, arg);
 	} else if (!strcmp(cmd, "save") || !strcmp(cmd, "load")) {
 		if (!*arg) fprintf(stderr, "nvmoe chat: /%s needs a FILE\n", cmd);
 		else if (cmd[0] == 's') cmd_save(c, arg);
@@ -527,6 +592,7 @@ int cli_cmd_chat(int argc, char **argv)
 	history_close(&c);
 	sigaction(SIGINT, &old, NULL);
 	core_tok_ids_free(&c.ids);
+	free(c.attach);
 	cJSON_Delete(c.msgs);
 	cli_gen_close(&c.g);
 	return 0;

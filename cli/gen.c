@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gen.h"
 
@@ -50,6 +51,7 @@ int cli_gen_open(struct cli_gen *g, const char *model, const struct cli_opts *o,
 	g->chunk = o->chunk > 0 ? o->chunk : 64;
 	g->order = o->prefill_order;
 	g->verbose = o->verbose;
+	g->progress = isatty(STDERR_FILENO);
 	if (g->chunk > g->ctx) g->chunk = g->ctx;
 	if ((rc = cli_backend_create(o, &g->k, e))) return rc;
 	const struct core_expert_src *src = NULL;
@@ -138,6 +140,44 @@ int cli_gen_encode(struct cli_gen *g, const char *text, size_t n, struct core_to
 	return 0;
 }
 
+/* Prompt progress on stderr: one line rewritten in place, at most 4 times a second,
+ * erased when the prompt is done.  The layer-major call reports its own fraction
+ * (prog_call), which covers tokens base .. base+span of the prompt's new ones. */
+struct prog {
+	struct cli_gen *g;
+	double t0, last;
+	int total;             /* new tokens of the prompt */
+	int base, span;        /* the running call's share */
+	int shown;
+};
+
+static void prog_show(struct prog *pr, double frac)
+{
+	double now = cli_now(), dt = now - pr->t0;
+	if (now - pr->last < 0.25 || dt < 0.5) return;
+	pr->last = now;
+	double done = frac * pr->total, rate = dt > 0 ? done / dt : 0;
+	fprintf(stderr, "\r\033[2K[prompt %3.0f%%: %.0f of %d tokens, %.1f tok/s", 100 * frac, done, pr->total, rate);
+	if (rate > 0) fprintf(stderr, ", about %.0f s left", (pr->total - done) / rate);
+	fputc(']', stderr);
+	fflush(stderr);
+	pr->shown = 1;
+}
+
+static void prog_call(void *ctx, long done, long total)
+{
+	struct prog *pr = ctx;
+	if (total > 0 && pr->total > 0)
+		prog_show(pr, (pr->base + (double)done / (double)total * pr->span) / pr->total);
+}
+
+static void prog_end(struct prog *pr)
+{
+	if (!pr->shown) return;
+	fputs("\r\033[2K", stderr);
+	fflush(stderr);
+}
+
 int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_atomic_t *stop,
 		    struct cli_gen_stats *st, struct nv_err *e)
 {
@@ -168,14 +208,19 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 		fprintf(stderr, "nvmoe: prefill: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", n - keep,
 			g->chunk, st->layer ? "layer" : "chunk", cli_prefill_name(g->order));
 	int p0 = keep;
+	struct prog pr = { .g = g, .t0 = t0, .total = n - keep };
+	struct prog *prp = g->progress && n - keep > g->chunk ? &pr : NULL;
 	if (st->layer) {
 		/* One call for every chunk but the last: each passes a layer before the
 		 * next layer.  The mark needs the whole state at the last chunk's start,
 		 * so that chunk runs on its own below (same chunk boundaries). */
 		int last = keep + (n - keep - 1) / g->chunk * g->chunk;
-		struct core_fwd_io io = { .layer_major = 1, .stop = stop };
+		struct core_fwd_io io = { .layer_major = 1, .stop = stop, .progress = prp ? prog_call : NULL,
+					  .progress_ctx = prp };
+		pr.span = last - keep;
 		int rc = core_forward(g->m, g->sq, ids + keep, last - keep, keep, &io, e);
 		if (rc) {
+			if (prp) prog_end(prp);
 			st->prompt_s = cli_now() - t0;
 			cli_gen_reset(g);
 			return rc;
@@ -189,17 +234,21 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 		struct core_fwd_io io = { .logits_keep = p + S == n };
 		int rc = core_forward(g->m, g->sq, ids + p, S, p, &io, e);
 		if (rc) {
+			if (prp) prog_end(prp);
 			cli_gen_reset(g);
 			return rc;
 		}
 		memcpy(g->hist + p, ids + p, sizeof(int32_t) * (size_t)S);
 		g->nhist = p + S;
+		if (prp) prog_show(prp, (double)(p + S - keep) / (n - keep));
 		if (stop && *stop && p + S < n) {
+			if (prp) prog_end(prp);
 			st->prompt_s = cli_now() - t0;
 			return core_err_set(e, NV_ECANCELED, "prompt", NULL, NULL, "stopped after %d of %d prompt tokens",
 					    p + S, n);
 		}
 	}
+	if (prp) prog_end(prp);
 	st->prompt_s = cli_now() - t0;
 	return 0;
 }

@@ -60,6 +60,7 @@ struct cli_gen {
 	int V, ctx, chunk;
 	int order;            /* enum cli_prefill of --prefill-order */
 	int verbose;
+	int progress;         /* show prompt progress on stderr (a terminal) for multi-chunk prompts */
 	int32_t eos;
 	int32_t *hist;        /* [ctx] ids fed so far: positions 0 .. nhist-1 */
 	int nhist;

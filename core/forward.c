@@ -153,6 +153,11 @@ static int check_call(struct core_model *m, struct core_seq *sq, const int32_t *
 	return 0;
 }
 
+static void progress(const struct core_fwd_io *io, long done, long total)
+{
+	if (io && io->progress) io->progress(io->progress_ctx, done, total);
+}
+
 static int stopped(const struct core_fwd_io *io, int done, int S, struct nv_err *e)
 {
 	if (!io || !io->stop || !*io->stop) return 0;
@@ -195,6 +200,7 @@ static int forward_layers(struct core_model *m, struct core_seq *sq, const int32
 			/* the last block goes straight on to the head; MTP needs the streams again */
 			if (i < L - 1 || mtok) k->download(k, H + s0 * MD, w->X, n * MD * sizeof(float));
 			if (i == L - 1) rc = main_head(m, io, s0, n, last, e);
+			if (!rc) progress(io, (long)i * S + s0 + n, (long)m->lm.nb * S);
 		}
 	}
 	for (int s0 = 0; s0 < S && mtok && !rc; s0 += m->chunk) {
@@ -206,6 +212,7 @@ static int forward_layers(struct core_model *m, struct core_seq *sq, const int32
 		float *ml = io->mtp_logits && (io->mtp_all || last)
 				    ? (io->mtp_all ? io->mtp_logits + (size_t)s0 * V : io->mtp_logits) : NULL;
 		rc = mtp(m, sq, mtok + s0, n, p0 + s0, ml, io->mtp_all, e);
+		if (!rc) progress(io, (long)L * S + s0 + n, (long)m->lm.nb * S);
 	}
 	if (src->order) src->order(src->ctx, 0);
 	m->lm.on = 0;
@@ -259,6 +266,7 @@ int core_forward(struct core_model *m, struct core_seq *sq, const int32_t *tok, 
 			if ((rc = mtp(m, sq, mtok + s0, n, p, ml, io->mtp_all, e))) return rc;
 			sq->mtp_pos = p + n;
 		}
+		progress(io, s0 + n, S);
 	}
 	return 0;
 }

@@ -172,6 +172,11 @@ struct core_fwd_io {
 	 * (chunk-major: the sequence ends after the last whole chunk; layer-major: it
 	 * is reset).  E.g. a flag set by a SIGINT handler.  NULL = never. */
 	const volatile sig_atomic_t *stop;
+	/* Optional: told after every chunk of work, done of total units (chunk-major: a
+	 * unit is a token; layer-major: a token through one block, MTP included), done
+	 * increasing to total.  For progress displays; it cannot fail.  NULL = none. */
+	void (*progress)(void *progress_ctx, long done, long total);
+	void *progress_ctx;
 };
 
 /* Run tokens tok[0..S) at positions p0 .. p0+S-1 (see the contract). */

@@ -368,12 +368,46 @@ def session_d(model, tmp):
         fail("thinking-mode turns (prompt, reused, answer): got %r, expected %r" % (s, want))
 
 
+def session_e(model, tmp):
+    """/file: the attached text goes with the next message only, in the documented
+    wrapping; bad files are refused with the file named and a hint; the REPL goes on."""
+    doc = os.path.join(tmp, "doc.txt")
+    text = "Line one of the report.\nZweite Zeile: Grüße, 你好.\n"
+    with open(doc, "w", encoding="utf-8") as f:
+        f.write(text)
+    binf = os.path.join(tmp, "bin.dat")
+    with open(binf, "wb") as f:
+        f.write(b"abc\x00def")
+    inp = ("/file %s\nWhat is it?\nAnd now?\n/file /nonexistent/x.txt\n/file %s\n/file %s\n/file\n/exit\n"
+           % (doc, tmp, binf)).encode()
+    p = subprocess.run([NV, "chat", model, "--max-tokens", "0"], input=inp, capture_output=True, timeout=120,
+                       env={"PATH": os.environ.get("PATH", ""), "HOME": os.path.join(tmp, "nohome")})
+    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    if p.returncode != 0:
+        fail("/file session: status %d: %s" % (p.returncode, err))
+    if not re.search(r"attached doc\.txt: %d bytes, \d+ tokens" % len(text.encode()), out):
+        fail("/file: no 'attached' line with the byte count: %r" % out)
+    first = "<file name=\"doc.txt\">\n" + text + "\n</file>\n\nWhat is it?"
+    m1 = [{"role": "user", "content": first}]
+    m2 = m1 + [{"role": "assistant", "content": ""}, {"role": "user", "content": "And now?"}]
+    want = [len(render_list(m1, model, tmp)), len(render_list(m2, model, tmp))]
+    got = [int(m.group(1)) for m in re.finditer(SUMMARY, out)]
+    if got != want:
+        fail("/file turns: prompt tokens %r, expected %r (file with the first message only)" % (got, want))
+    for what, pat in (("missing file", r"/nonexistent/x\.txt.*hint:"), ("directory", "not a regular file"),
+                      ("binary file", r"binary file \(NUL byte at 3\)")):
+        if not re.search(pat, err):
+            fail("/file %s: stderr lacks %r: %r" % (what, pat, err))
+    if "no file attached" not in out:
+        fail("/file alone after the turn: the attachment should be gone: %r" % out)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "m")
         subprocess.run([MK, "--preset", "tiny-ci", "--out", model, "--tokenizer-dir",
                         os.path.join(DATA, "tok_chat"), "--quiet"], check=True, capture_output=True)
-        for s in (session_a, session_b, session_c, session_d):
+        for s in (session_a, session_b, session_c, session_d, session_e):
             try:
                 s(model, tmp)
             except (RuntimeError, subprocess.SubprocessError) as ex:
