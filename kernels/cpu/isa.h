@@ -44,6 +44,13 @@ struct cpu_isa {
 	 * into the layout fp4 reads for rows of K with the same nm (tmp: 256 floats);
 	 * NULL = natural order. */
 	void (*fp4_layout)(float *q, int len, int K, float *tmp, unsigned nm);
+	/* Rewrites one act_quant-ed row of K (q, in place) into the layout fp8 reads
+	 * with the same nm; NULL = natural order (f32). */
+	void (*fp8_layout)(float *q, int K, unsigned nm);
+	/* Writes rows [s0, s1) of x [S, G*Kg] into xs (bf16 words, [S, G*Kg]) in the
+	 * layout fp8g then reads instead of x; returns 0 (writing nothing, also for an
+	 * empty range) when fp8g reads x itself for this Kg and nm.  NULL = never. */
+	int (*fp8g_layout)(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
 	/* y[s*ldy + n] = rnd?(Σ_k x[s*ldx + k]·f32(w[n*K + k])), n in [n0, n1); rounds
 	 * to bf16 when rnd. */
 	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
@@ -72,6 +79,17 @@ int cpu_have_avx512bf16(void); /* CPU and compiler support the table */
 void cpu_fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
 		  int n0, int n1, float *wb, unsigned nm);
 void cpu_fp4_layout_avx2(float *q, int len, int K, float *tmp, unsigned nm);
+/* AVX-512 BF16 + VBMI FP8 loops (isa_avx512_fp8.c): with QNT (fp8) or RND (fp8g,
+ * bf16 activations) and K % 128 == 0, E4M3 weights decoded to bf16 and dotted by
+ * VDPBF16PS, rows decoded once per group and applied to tiles of tokens; else the
+ * AVX2 loops.  Part of the "avx512" table when the CPU has VBMI. */
+void cpu_fp8_avx512(float *y, int ldy, const float *q, int ldq, const float *sa, int ldsa, int S,
+		    const struct kern_fp8w *W, int n0, int n1, float *wb, unsigned nm);
+void cpu_fp8g_avx512(float *y, const float *x, const struct kern_fp8w *W, int G, int S, int n0, int n1,
+		     float *wb, unsigned nm);
+void cpu_fp8_layout_avx512(float *q, int K, unsigned nm);
+int cpu_fp8g_layout_avx512(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
+int cpu_have_avx512vbmi(void); /* cpu_have_avx512bf16() and VBMI */
 
 /* Per-thread scratch the inner loops need for rows of K and S tokens. */
 static inline size_t cpu_isa_wb_floats(size_t K, size_t S)
