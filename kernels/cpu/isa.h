@@ -94,7 +94,7 @@ int cpu_have_avx512vbmi(void); /* cpu_have_avx512bf16() and VBMI */
 /* Per-thread scratch the inner loops need for rows of K and S tokens. */
 static inline size_t cpu_isa_wb_floats(size_t K, size_t S)
 {
-	return 2 * K + 4 * (K / 32 + 8) + 4 * S + 256;
+	return 3 * K + 4 * (K / 32 + 8) + 4 * S + 256;
 }
 
 #endif

@@ -105,11 +105,15 @@ int cpu_fp8g_layout_avx512(uint16_t *xs, const float *x, int Kg, int G, int s0, 
 	return 1;
 }
 
-/* Row of K E4M3 weights -> K bf16 words (decode order) at d. */
-V512_INLINE void dec_row(uint16_t *d, const uint8_t *w, int K, __m512i tl0, __m512i tl1, __m512i th0, __m512i th1)
+/* Row of K E4M3 weights -> K bf16 words (decode order) at d; fetches the row at
+ * `next` (the next group's, or NULL) into L2 meanwhile: the group's tiles then run
+ * while it arrives, instead of the decode waiting for memory. */
+V512_INLINE void dec_row(uint16_t *d, const uint8_t *w, const uint8_t *next, int K, __m512i tl0, __m512i tl1,
+			 __m512i th0, __m512i th1)
 {
 	const __m512i sgn = _mm512_set1_epi8((char)0x80);
 	for (int o = 0; o < K; o += 64) {
+		if (next) _mm_prefetch((const char *)(next + o), _MM_HINT_T1);
 		__m512i b = _mm512_loadu_si512((const void *)(w + o));
 		__m512i lo = _mm512_permutex2var_epi8(tl0, b, tl1);
 		__m512i hi = _mm512_permutex2var_epi8(th0, b, th1);
@@ -120,24 +124,26 @@ V512_INLINE void dec_row(uint16_t *d, const uint8_t *w, int K, __m512i tl0, __m5
 }
 
 /* R decoded rows (stride K words) x T tokens: out[r*T + t], see the file comment.
- * sw [R][nb] weight scales, sat[t][b] activation scales (ldsa 0: all 1). */
+ * sw [R][nb] weight scales, sat[t][b] activation scales (ldsa 0: all 1); shared:
+ * the R rows lie in one 128-row block, so their scales are sw[0][b] (the same
+ * products sa·sw either way). */
 V512_INLINE void fp8_tile(float *out, const uint16_t *wt, const float *sw, const uint16_t *const *qt,
-			  const float *const *sat, const int R, const int T, int K)
+			  const float *const *sat, const int R, const int T, const int shared, int K)
 {
 	const int nb = K / 128;
-	__m512 acc[12];
-#pragma GCC unroll 12
+	__m512 acc[16];
+#pragma GCC unroll 16
 	for (int i = 0; i < R * T; i++) acc[i] = _mm512_setzero_ps();
 	for (int b = 0; b < nb; b++) {
-		__m512 P[12];
-#pragma GCC unroll 12
+		__m512 P[16];
+#pragma GCC unroll 16
 		for (int i = 0; i < R * T; i++) P[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
 		for (int j = 0; j < 4; j++) {
 			__m512i w[4];
 #pragma GCC unroll 4
 			for (int r = 0; r < R; r++) w[r] = _mm512_loadu_si512((const void *)(wt + (size_t)r * K + 128 * b + 32 * j));
-#pragma GCC unroll 3
+#pragma GCC unroll 4
 			for (int t = 0; t < T; t++) {
 				__m512i q = _mm512_loadu_si512((const void *)(qt[t] + 128 * b + 32 * j));
 #pragma GCC unroll 4
@@ -145,18 +151,29 @@ V512_INLINE void fp8_tile(float *out, const uint16_t *wt, const float *sw, const
 					P[r * T + t] = _mm512_dpbf16_ps(P[r * T + t], (__m512bh)q, (__m512bh)w[r]);
 			}
 		}
+		if (shared) { /* the rows' scales are equal: one product per token */
+			const __m512 swv = _mm512_set1_ps(sw[b]);
 #pragma GCC unroll 4
-		for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
-			for (int t = 0; t < T; t++)
-				acc[r * T + t] = _mm512_fmadd_ps(_mm512_set1_ps(sat[t][b] * sw[r * nb + b]), P[r * T + t], acc[r * T + t]);
+			for (int t = 0; t < T; t++) {
+				const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sat[t][b]), swv);
+#pragma GCC unroll 4
+				for (int r = 0; r < R; r++) acc[r * T + t] = _mm512_fmadd_ps(sc, P[r * T + t], acc[r * T + t]);
+			}
+		} else {
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+				for (int t = 0; t < T; t++)
+					acc[r * T + t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(sat[t][b]), _mm512_set1_ps(sw[r * nb + b])),
+									 P[r * T + t], acc[r * T + t]);
+		}
 	}
-#pragma GCC unroll 12
+#pragma GCC unroll 16
 	for (int i = 0; i < R * T; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
-#define FP8_R 4 /* weight rows decoded per group */
-#define FP8_T 3 /* tokens per tile */
+#define FP8_R 4 /* weight rows decoded per group (the switch in fp8_run lists R <= 4) */
+#define FP8_T 3 /* tokens per tile (T <= 3 listed): 4x3 measured best of 4x2 .. 4x4 */
 
 /* The blocked driver: q rows of bf16 words (stride ldq words), sa [S][ldsa] (ldsa 0:
  * one shared row of ones), outputs y[s*ldy + n] for n in [n0, n1).
@@ -176,9 +193,10 @@ V512_INLINE void fp8_run(float *y, int ldy, const uint16_t *q, size_t ldq, const
 	for (int sb = 0; sb < S; sb += SB) {
 		const int se = sb + SB < S ? sb + SB : S;
 		for (int n = n0; n < n1; n += FP8_R) {
-			const int R = n1 - n < FP8_R ? n1 - n : FP8_R;
+			const int R = n1 - n < FP8_R ? n1 - n : FP8_R, shared = n / 128 == (n + R - 1) / 128;
 			for (int r = 0; r < R; r++) {
-				dec_row(wt + (size_t)r * K, W->w + (size_t)(n + r) * K, K, tl0, tl1, th0, th1);
+				const uint8_t *nx = n + FP8_R + r < n1 ? W->w + (size_t)(n + FP8_R + r) * K : NULL;
+				dec_row(wt + (size_t)r * K, W->w + (size_t)(n + r) * K, nx, K, tl0, tl1, th0, th1);
 				const uint8_t *sr = W->s + (size_t)((n + r) / 128) * nb;
 				for (int b = 0; b < nb; b++) sw[r * nb + b] = e8m0(sr[b]);
 			}
@@ -191,9 +209,13 @@ V512_INLINE void fp8_run(float *y, int ldy, const uint16_t *q, size_t ldq, const
 					qt[t] = q + (size_t)(s0 + t) * ldq;
 					st[t] = sa + (size_t)(s0 + t) * ldsa;
 				}
-				switch (R * 4 + T) {
+				switch (R * 8 + T) {
 #define FP8_CASE(R_, T_) \
-	case R_ * 4 + T_: fp8_tile(out, wt, sw, qt, st, R_, T_, K); break;
+	case R_ * 8 + T_: \
+		if (shared) fp8_tile(out, wt, sw, qt, st, R_, T_, 1, K); \
+		else fp8_tile(out, wt, sw, qt, st, R_, T_, 0, K); \
+		break;
+					/* R <= FP8_R = 4, T <= FP8_T = 3 */
 					FP8_CASE(1, 1) FP8_CASE(1, 2) FP8_CASE(1, 3)
 					FP8_CASE(2, 1) FP8_CASE(2, 2) FP8_CASE(2, 3)
 					FP8_CASE(3, 1) FP8_CASE(3, 2) FP8_CASE(3, 3)
