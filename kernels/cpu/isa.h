@@ -12,8 +12,10 @@
  *   target attributes and chosen at run time with __builtin_cpu_supports).  They
  *   differ only by f32 summation order inside the sums that MODEL.md §7.5/§10.8
  *   leave free; tests compare them at stated tolerances.
- *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond one row
- *   of per-thread scratch).  NaN weight codes (E4M3 0x7F) decode as finite values
+ *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond a few
+ *   rows of per-thread scratch).  Prefill (S > 1) on the AVX-512 loops decodes a
+ *   group of weight rows once into that scratch and applies it to tiles of tokens;
+ *   a token's operations are those of a call with S = 1 all the same.  NaN weight codes (E4M3 0x7F) decode as finite values
  *   on the AVX2 table (a valid checkpoint has none).
  *
  *   Scratch: `wb` is per-thread scratch of at least cpu_isa_wb_floats(K, S) floats.
