@@ -18,6 +18,11 @@
  *              figures between phases, so each FP4 repetition is also paired with
  *              a memory read run just before it: fp4_paired_fraction_of_mem_read
  *              (best / median / worst of the per-repetition ratios).
+ *   prefill GEMMs  the two dominant prefill kernels on 64 rows at once, GFLOP/s
+ *              (2 per multiply-add): k->gemm_fp8 of a [F, D] FP8 weight (the
+ *              shared expert's w1 shape) and k->moe_expert of one [F, D] routed
+ *              expert on 64 tokens; synthetic weights (speed does not depend on
+ *              the values), each timed over >= 3 calls after a warm-up call.
  *   prefill    core_forward over a --prefill token prompt (one chunk, or chunks of
  *              --chunk in the order of --prefill-order), logits of the last
  *              position; tokens/s, and the host-cache reads per prefill.
@@ -243,6 +248,90 @@ out:
 	return rc;
 }
 
+/* ---- prefill GEMMs (64 rows per call) ---- */
+
+static int c_D(const struct core_ckpt *ck) { return core_ckpt_config(ck)->hidden_size; }
+static int c_F(const struct core_ckpt *ck) { return core_ckpt_config(ck)->moe_intermediate_size; }
+
+struct pgemm_res {
+	struct cli_stat3 fp8, fp4; /* GFLOP/s */
+	int rows;
+};
+
+static int bench_prefill_gemm(const struct cli_opts *o, const struct core_ckpt *ck, struct kern *k, int reps,
+			      struct pgemm_res *r, struct nv_err *e)
+{
+	const struct core_config *c = core_ckpt_config(ck);
+	const int D = c->hidden_size, F = c->moe_intermediate_size, S = 64;
+	const size_t nw8 = (size_t)F * D, ns8 = (size_t)((F + 127) / 128) * ((D + 127) / 128);
+	const size_t nw4 = (size_t)F * D / 2, ns4 = (size_t)F * D / 32;
+	r->rows = S;
+	uint8_t *w = malloc(nw8 + ns8 + 3 * (nw4 + ns4));
+	float *xh = malloc(sizeof(float) * S * D), wth[64];
+	int32_t slh[64];
+	float *x = k->alloc(k, sizeof(float) * S * D), *y = k->alloc(k, sizeof(float) * S * (D > F ? D : F));
+	float *wt = k->alloc(k, sizeof wth);
+	int32_t *sl = k->alloc(k, sizeof slh);
+	double *v = calloc((size_t)reps, sizeof *v);
+	int rc = 0;
+	if (!w || !xh || !x || !y || !wt || !sl || !v) {
+		rc = core_err_set(e, NV_ENOMEM, "bench", "prefill gemm", NULL, "out of memory");
+		goto out;
+	}
+	if ((rc = k->reserve(k, S, (D > F ? D : F) + 256))) {
+		rc = core_err_set(e, rc, "bench", "prefill gemm", NULL, "backend scratch reservation failed");
+		goto out;
+	}
+	uint64_t st = 0x9E3779B97F4A7C15ull ^ o->seed;
+	uint8_t *p8 = w, *s8 = w + nw8, *p4 = s8 + ns8;
+	for (size_t i = 0; i < nw8 + ns8 + 3 * (nw4 + ns4); i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] = (uint8_t)(st >> 56);
+	}
+	for (size_t i = 0; i < nw8; i++)
+		if ((p8[i] & 0x7F) == 0x7F) p8[i] ^= 1; /* no NaN codes */
+	for (size_t i = 0; i < ns8; i++) s8[i] = (uint8_t)(118 + s8[i] % 8); /* E8M0 scales near 2^-7 */
+	struct kern_expert ex;
+	struct kern_fp4w *f4[3] = { &ex.w1, &ex.w3, &ex.w2 };
+	for (int j = 0; j < 3; j++) {
+		uint8_t *pw = p4 + (size_t)j * (nw4 + ns4), *ps = pw + nw4;
+		for (size_t i = 0; i < ns4; i++) ps[i] = (uint8_t)(118 + ps[i] % 8);
+		*f4[j] = j < 2 ? (struct kern_fp4w){ pw, ps, F, D } : (struct kern_fp4w){ pw, ps, D, F };
+	}
+	for (int i = 0; i < S * D; i++) xh[i] = rnd_normalish(&st);
+	for (int i = 0; i < S; i++) { wth[i] = 1.0f; slh[i] = i; }
+	k->upload(k, x, xh, sizeof(float) * S * D);
+	k->upload(k, wt, wth, sizeof wth);
+	k->upload(k, sl, slh, sizeof slh);
+	const struct kern_fp8w W8 = { p8, s8, F, D };
+	const unsigned nm = KERN_RND | KERN_QNT;
+	for (int pass = 0; pass < 2; pass++) {
+		const double flop = pass ? 6.0 * D * F * S : 2.0 * F * D * S;
+		for (int r_ = -1; r_ < reps; r_++) { /* r_ = -1: warm-up */
+			int calls = 0;
+			double t0 = cli_now(), t;
+			do {
+				if (pass) k->moe_expert(k, y, x, &ex, sl, S, wt, 1, c->swiglu_limit, nm);
+				else k->gemm_fp8(k, y, F, x, D, &W8, S, nm);
+				calls++;
+				t = cli_now() - t0;
+			} while (r_ >= 0 && (calls < 3 || t < 0.1));
+			if (r_ >= 0) v[r_] = flop * calls / t / 1e9;
+		}
+		if (pass) r->fp4 = cli_stat3(v, reps);
+		else r->fp8 = cli_stat3(v, reps);
+	}
+out:
+	free(w);
+	free(xh);
+	free(v);
+	k->free(k, x);
+	k->free(k, y);
+	k->free(k, wt);
+	k->free(k, sl);
+	return rc;
+}
+
 /* ---- forward pass ---- */
 
 struct fwd_res {
@@ -378,6 +467,13 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f\n", "FP4 / memory read, paired per repetition", f4.paired.best,
 		f4.paired.med, f4.paired.worst);
 
+	struct pgemm_res pg = {0};
+	if (bench_prefill_gemm(o, ck, k, reps, &pg, &e)) goto err;
+	snprintf(lbl, sizeof lbl, "FP8 GEMM %dx%d, %d rows", c_F(ck), c_D(ck), pg.rows);
+	fprintf(tf, "  %-44s %8.1f %8.1f %8.1f GFLOP/s\n", lbl, pg.fp8.best, pg.fp8.med, pg.fp8.worst);
+	snprintf(lbl, sizeof lbl, "FP4 expert, %d tokens", pg.rows);
+	fprintf(tf, "  %-44s %8.1f %8.1f %8.1f GFLOP/s\n", lbl, pg.fp4.best, pg.fp4.med, pg.fp4.worst);
+
 	struct fwd_res fr = {0};
 	if (bench_fwd(o, ck, k, src, xs, P, N, reps, &fr, &e)) goto err;
 	snprintf(lbl, sizeof lbl, "prefill (%d-token prompt)", P);
@@ -405,6 +501,9 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	cJSON_AddNumberToObject(js, "fp4_mmap_fraction_of_mem_bw", f4.mmap_gbs.best / mcopy.best);
 	cJSON_AddNumberToObject(js, "fp4_mmap_fraction_of_mem_read", f4.mmap_gbs.best / mread.best);
 	cJSON_AddStringToObject(js, "thp", thp);
+	cJSON_AddNumberToObject(js, "prefill_gemm_rows", pg.rows);
+	cli_js_stat3(js, "prefill_fp8_gemm_gflops", pg.fp8);
+	cli_js_stat3(js, "prefill_fp4_expert_gflops", pg.fp4);
 	cJSON_AddNumberToObject(js, "fp4_experts", f4.experts);
 	cJSON_AddNumberToObject(js, "fp4_bytes_per_expert", f4.bytes_per_expert);
 	cJSON_AddNumberToObject(js, "fp4_working_set_bytes", f4.set_bytes);

@@ -290,7 +290,8 @@ struct kern {
  *            included (0 = the number of online cores).  Workers are created once
  *            here and sleep between calls.
  *   isa      inner loops: KERN_CPU_ISA_AUTO picks the best the CPU has - AVX512
- *            (AVX2+FMA loops, FP4 experts with AVX-512 BF16 dot products), else
+ *            (AVX2+FMA loops, FP4 experts and, with VBMI, FP8 GEMMs with AVX-512
+ *            BF16 dot products), else
  *            AVX2 (AVX2+FMA), else SCALAR (plain C, the reference arithmetic);
  *            diagnostic override of AUTO: environment NVMOE_CPU_ISA=scalar|avx2|
  *            avx512.  A table the CPU lacks falls back to the next one down;

@@ -136,6 +136,12 @@ static void pick_isa(enum kern_cpu_isa want, struct cpu_isa *t)
 		t->name = "avx512";
 		t->fp4 = cpu_fp4_avx512;
 		t->fp4_layout = cpu_fp4_layout_avx512;
+		if (cpu_have_avx512vbmi()) {
+			t->fp8 = cpu_fp8_avx512;
+			t->fp8g = cpu_fp8g_avx512;
+			t->fp8_layout = cpu_fp8_layout_avx512;
+			t->fp8g_layout = cpu_fp8g_layout_avx512;
+		}
 	}
 }
 

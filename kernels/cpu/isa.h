@@ -12,8 +12,10 @@
  *   target attributes and chosen at run time with __builtin_cpu_supports).  They
  *   differ only by f32 summation order inside the sums that MODEL.md §7.5/§10.8
  *   leave free; tests compare them at stated tolerances.
- *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond one row
- *   of per-thread scratch).  NaN weight codes (E4M3 0x7F) decode as finite values
+ *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond a few
+ *   rows of per-thread scratch).  Prefill (S > 1) on the AVX-512 loops decodes a
+ *   group of weight rows once into that scratch and applies it to tiles of tokens;
+ *   a token's operations are those of a call with S = 1 all the same.  NaN weight codes (E4M3 0x7F) decode as finite values
  *   on the AVX2 table (a valid checkpoint has none).
  *
  *   Scratch: `wb` is per-thread scratch of at least cpu_isa_wb_floats(K, S) floats.
@@ -44,6 +46,13 @@ struct cpu_isa {
 	 * into the layout fp4 reads for rows of K with the same nm (tmp: 256 floats);
 	 * NULL = natural order. */
 	void (*fp4_layout)(float *q, int len, int K, float *tmp, unsigned nm);
+	/* Rewrites one act_quant-ed row of K (q, in place) into the layout fp8 reads
+	 * with the same nm; NULL = natural order (f32). */
+	void (*fp8_layout)(float *q, int K, unsigned nm);
+	/* Writes rows [s0, s1) of x [S, G*Kg] into xs (bf16 words, [S, G*Kg]) in the
+	 * layout fp8g then reads instead of x; returns 0 (writing nothing, also for an
+	 * empty range) when fp8g reads x itself for this Kg and nm.  NULL = never. */
+	int (*fp8g_layout)(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
 	/* y[s*ldy + n] = rnd?(Σ_k x[s*ldx + k]·f32(w[n*K + k])), n in [n0, n1); rounds
 	 * to bf16 when rnd. */
 	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
@@ -72,11 +81,22 @@ int cpu_have_avx512bf16(void); /* CPU and compiler support the table */
 void cpu_fp4_avx2(float *y, int ldy, const float *q, const float *sa, int S, const struct kern_fp4w *W,
 		  int n0, int n1, float *wb, unsigned nm);
 void cpu_fp4_layout_avx2(float *q, int len, int K, float *tmp, unsigned nm);
+/* AVX-512 BF16 + VBMI FP8 loops (isa_avx512_fp8.c): with QNT (fp8) or RND (fp8g,
+ * bf16 activations) and K % 128 == 0, E4M3 weights decoded to bf16 and dotted by
+ * VDPBF16PS, rows decoded once per group and applied to tiles of tokens; else the
+ * AVX2 loops.  Part of the "avx512" table when the CPU has VBMI. */
+void cpu_fp8_avx512(float *y, int ldy, const float *q, int ldq, const float *sa, int ldsa, int S,
+		    const struct kern_fp8w *W, int n0, int n1, float *wb, unsigned nm);
+void cpu_fp8g_avx512(float *y, const float *x, const struct kern_fp8w *W, int G, int S, int n0, int n1,
+		     float *wb, unsigned nm);
+void cpu_fp8_layout_avx512(float *q, int K, unsigned nm);
+int cpu_fp8g_layout_avx512(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
+int cpu_have_avx512vbmi(void); /* cpu_have_avx512bf16() and VBMI */
 
 /* Per-thread scratch the inner loops need for rows of K and S tokens. */
 static inline size_t cpu_isa_wb_floats(size_t K, size_t S)
 {
-	return 2 * K + 4 * (K / 32 + 8) + 4 * S + 256;
+	return 3 * K + 4 * (K / 32 + 8) + 4 * S + 256;
 }
 
 #endif

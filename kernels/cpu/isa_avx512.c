@@ -141,6 +141,54 @@ AVX512_INLINE void tile512(float *out, const uint8_t *wr, const uint8_t *sr, con
 	for (int t = 0; t < T; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
+/* Prefill (S > 1): R weight rows decoded once (dec4 order, 128 words per group,
+ * and the blocks' E8M0 scales as f32, 4 lanes per block: the s16 lanes tile512
+ * multiplies by sa) and applied to tiles of T tokens.  Per output the operations
+ * are tile512's - for each group ascending acc = fma(e·sa, grp_dot, acc), then
+ * reduce_add - so every row is bitwise what a call with S = 1 gives.
+ * wt [R][K] words, E [R][K/8] floats. */
+AVX512_INLINE void tile512b(float *out, const uint16_t *wt, const float *E, const uint16_t *const *qt,
+			    const float *const *sat, const int R, const int T, int K)
+{
+	const int ng = K / 128;
+	__m512 acc[16];
+#pragma GCC unroll 16
+	for (int i = 0; i < R * T; i++) acc[i] = _mm512_setzero_ps();
+	for (int g = 0; g < ng; g++) {
+		/* each weight vector and each activation vector loaded once per group */
+		__m512i v[4][4];
+		__m512 e[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint16_t *wg = wt + (size_t)r * K + 128 * g;
+			for (int i = 0; i < 4; i++) v[r][i] = _mm512_loadu_si512((const void *)(wg + 32 * i));
+			e[r] = _mm512_loadu_ps(E + (size_t)r * (K / 8) + 16 * g);
+		}
+#pragma GCC unroll 4
+		for (int t = 0; t < T; t++) {
+			const __m512 sv = _mm512_set1_ps(sat[t][g]);
+			const uint16_t *qg = qt[t] + 256 * g;
+			const __m512i q0 = _mm512_loadu_si512((const void *)qg), q1 = _mm512_loadu_si512((const void *)(qg + 32));
+			const __m512i q2 = _mm512_loadu_si512((const void *)(qg + 64)), q3 = _mm512_loadu_si512((const void *)(qg + 96));
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++) {
+				/* grp_dot's operations, in its order */
+				const __m512 z = _mm512_setzero_ps();
+				__m512 a = _mm512_dpbf16_ps(z, (__m512bh)q0, (__m512bh)v[r][0]);
+				__m512 b = _mm512_dpbf16_ps(z, (__m512bh)q2, (__m512bh)v[r][2]);
+				a = _mm512_dpbf16_ps(a, (__m512bh)q1, (__m512bh)v[r][1]);
+				b = _mm512_dpbf16_ps(b, (__m512bh)q3, (__m512bh)v[r][3]);
+				acc[r * T + t] = _mm512_fmadd_ps(_mm512_mul_ps(e[r], sv), _mm512_add_ps(a, b), acc[r * T + t]);
+			}
+		}
+	}
+#pragma GCC unroll 16
+	for (int i = 0; i < R * T; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+#define FP4_R 4 /* weight rows decoded per group (prefill; the switch lists R <= 4) */
+#define FP4_T 2 /* tokens per tile (T <= 2 listed): 4x2 measured best of 2x3 .. 4x4 */
+
 AVX512 void cpu_fp4_avx512(float *y, int ldy, const float *q, const float *sa, int S,
 			   const struct kern_fp4w *W, int n0, int n1, float *wb, unsigned nm)
 {
@@ -149,21 +197,72 @@ AVX512 void cpu_fp4_avx512(float *y, int ldy, const float *q, const float *sa, i
 		cpu_fp4_avx2(y, ldy, q, sa, S, W, n0, n1, wb, nm);
 		return;
 	}
-	for (int n = n0; n < n1; n++) {
-		const uint8_t *wr = W->w + (size_t)n * (K / 2), *sr = W->s + (size_t)n * nc;
-		for (int s0 = 0; s0 < S; s0 += 4) {
-			int T = S - s0 < 4 ? S - s0 : 4;
-			const uint16_t *qt[4];
-			const float *st[4];
-			float out[4];
-			for (int t = 0; t < T; t++) {
-				qt[t] = (const uint16_t *)(q + (size_t)(s0 + t) * K);
-				st[t] = sa + (size_t)(s0 + t) * nb;
+	if (S == 1) { /* decode: weights straight from memory, decoded in registers */
+		const uint16_t *qt = (const uint16_t *)q;
+		for (int n = n0; n < n1; n++) {
+			const uint8_t *wr = W->w + (size_t)n * (K / 2), *sr = W->s + (size_t)n * nc;
+			float out;
+			tile512(&out, wr, sr, &qt, &sa, 1, nc);
+			y[n] = cpu_rnd(out, nm);
+		}
+		return;
+	}
+	uint16_t *wt = (uint16_t *)wb;               /* [FP4_R][K] decoded rows */
+	float *E = wb + (size_t)FP4_R * K / 2;       /* [FP4_R][K/8] block scales */
+	/* tokens in blocks of about 384 KiB of activation words (L2) */
+	int SB = (int)((384u << 10) / ((size_t)K * 2)) / FP4_T * FP4_T;
+	if (SB < FP4_T) SB = FP4_T;
+	for (int sb = 0; sb < S; sb += SB) {
+		const int se = sb + SB < S ? sb + SB : S;
+		for (int n = n0; n < n1; n += FP4_R) {
+			const int R = n1 - n < FP4_R ? n1 - n : FP4_R;
+			for (int r = 0; r < R; r++) {
+				const uint8_t *wr = W->w + (size_t)(n + r) * (K / 2), *sr = W->s + (size_t)(n + r) * nc;
+				__m512i v[4];
+				/* the next group's row into L2 meanwhile (see isa_avx512_fp8.c dec_row) */
+				const uint8_t *nx = n + FP4_R + r < n1 ? W->w + (size_t)(n + FP4_R + r) * (K / 2) : NULL;
+				for (int c = 0; c < nc; c += 4) {
+					if (nx) _mm_prefetch((const char *)(nx + 16 * c), _MM_HINT_T1);
+					dec4(wr + 16 * c, v);
+					for (int i = 0; i < 4; i++)
+						_mm512_storeu_si512((void *)(wt + (size_t)r * K + 32 * c + 32 * i), v[i]);
+				}
+				float *Er = E + (size_t)r * (K / 8);
+				const __m512i rep = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+				int c = 0;
+				for (; c + 16 <= nc; c += 16) {
+					__m512 e16 = e8m0x16(sr + c);
+					for (int g = 0; g < 4; g++)
+						_mm512_storeu_ps(Er + 4 * (c + 4 * g),
+								 _mm512_permutexvar_ps(_mm512_add_epi32(rep, _mm512_set1_epi32(4 * g)), e16));
+				}
+				for (; c < nc; c++) {
+					float e = e8m0(sr[c]);
+					for (int j = 0; j < 4; j++) Er[4 * c + j] = e;
+				}
 			}
-			if (T == 4) tile512(out, wr, sr, qt, st, 4, nc);
-			else
-				for (int t = 0; t < T; t++) tile512(out + t, wr, sr, qt + t, st + t, 1, nc);
-			for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n] = cpu_rnd(out[t], nm);
+			for (int s0 = sb; s0 < se; s0 += FP4_T) {
+				const int T = se - s0 < FP4_T ? se - s0 : FP4_T;
+				const uint16_t *qt[FP4_T];
+				const float *st[FP4_T];
+				float out[FP4_R * FP4_T];
+				for (int t = 0; t < T; t++) {
+					qt[t] = (const uint16_t *)(q + (size_t)(s0 + t) * K);
+					st[t] = sa + (size_t)(s0 + t) * nb;
+				}
+				switch (R * 8 + T) {
+#define FP4_CASE(R_, T_) \
+	case R_ * 8 + T_: tile512b(out, wt, E, qt, st, R_, T_, K); break;
+					/* R <= FP4_R = 4, T <= FP4_T = 2 */
+					FP4_CASE(1, 1) FP4_CASE(1, 2)
+					FP4_CASE(2, 1) FP4_CASE(2, 2)
+					FP4_CASE(3, 1) FP4_CASE(3, 2)
+					FP4_CASE(4, 1) FP4_CASE(4, 2)
+#undef FP4_CASE
+				}
+				for (int r = 0; r < R; r++)
+					for (int t = 0; t < T; t++) y[(size_t)(s0 + t) * ldy + n + r] = cpu_rnd(out[r * T + t], nm);
+			}
 		}
 	}
 }
