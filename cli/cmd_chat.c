@@ -85,12 +85,20 @@ static int read_line(struct chat *c, const char *prompt, char **out)
 	g_line = NULL;
 	g_line_done = 0;
 	g_sigint = 0;
+	/* SIGINT is only let through inside pselect(): a Ctrl-C that arrived while a key
+	 * was being handled would otherwise set the flag and leave select() asleep until
+	 * the next key. */
+	sigset_t block, waitmask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGINT);
 	rl_callback_handler_install(prompt, on_line);
 	while (!g_line_done) {
 		fd_set fds;
 		FD_ZERO(&fds);
 		FD_SET(fileno(rl_instream), &fds);
-		int r = select(fileno(rl_instream) + 1, &fds, NULL, NULL, NULL);
+		int r = pselect(fileno(rl_instream) + 1, &fds, NULL, NULL, NULL, &waitmask);
 		if (r < 0 && errno == EINTR) {
 			if (g_sigint) {
 				/* Ctrl-C at the prompt: drop the line, start a fresh prompt. */
@@ -103,16 +111,19 @@ static int read_line(struct chat *c, const char *prompt, char **out)
 				rl_free_line_state();
 				rl_callback_sigcleanup();
 				rl_callback_handler_remove();
+				sigprocmask(SIG_UNBLOCK, &block, NULL);
 				return IN_INTR;
 			}
 			continue;
 		}
 		if (r < 0) {
 			rl_callback_handler_remove();
+			sigprocmask(SIG_UNBLOCK, &block, NULL);
 			return IN_EOF;
 		}
 		rl_callback_read_char();
 	}
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	*out = g_line;
 	return g_line ? IN_LINE : IN_EOF;
 }

@@ -288,7 +288,13 @@ def session_b(model, tmp):
     state = os.path.join(tmp, "state")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.path.join(tmp, "nohome"),
            "XDG_STATE_HOME": state, "TERM": "xterm"}
-    t = Term([NV, "chat", model, "--max-tokens", "100000", "--seed", "3"], env)
+    # A context far longer than the answer can fill before Ctrl-C arrives, even when a
+    # loaded machine delays this script by seconds (TINY-CI's 1024 positions fill in
+    # about a second, and a full context ends the turn without "[stopped]").
+    longm = os.path.join(tmp, "m-long")
+    subprocess.run([MK, "--preset", "tiny-ci", "--out", longm, "--tokenizer-dir", os.path.join(DATA, "tok_chat"),
+                    "--set", "max_position_embeddings=65536", "--quiet"], check=True, capture_output=True)
+    t = Term([NV, "chat", longm, "--max-tokens", "100000", "--seed", "3", "--ctx", "65536"], env)
     t.expect(r"context (\d+)", what="banner")
     t.line("Go on and on")
     t.expect(r"Go on and on\n")
