@@ -387,7 +387,7 @@ int cli_experts_close(struct cli_experts *x)
 		struct offload_source_stats st;
 		offload_source_stats(x->s, &st);
 		char line[600];
-		fprintf(stderr, "nvmoe: %s; %llu late, %llu cancelled; %llu records verified; io: %llu requests (%llu short, %llu EAGAIN, %llu errors), %.3f s busy\n",
+		fprintf(stderr, "nvmoe: expert tiers at exit: %s; %llu late, %llu cancelled; %llu records verified; io: %llu requests (%llu short, %llu EAGAIN, %llu errors), %.3f s busy\n",
 			offload_stats_line(&st, 0, line, sizeof line), (unsigned long long)st.late,
 			(unsigned long long)st.pf_cancelled, (unsigned long long)st.verified,
 			(unsigned long long)st.io.requests, (unsigned long long)st.io.short_reads,
