@@ -139,7 +139,9 @@ int cli_cmd_run(int argc, char **argv)
 		print_stats(&st);
 		if (g.xs) {
 			char line[600];
-			fprintf(stderr, "nvmoe: experts: %s\n", cli_experts_stats_line(g.xs, (uint64_t)st.gen_tok, line, sizeof line));
+			if (cli_experts_streamed(g.xs))
+				fprintf(stderr, "nvmoe: experts: %s\n",
+					cli_experts_stats_line(g.xs, (uint64_t)st.gen_tok, line, sizeof line));
 			fprintf(stderr, "nvmoe: %s\n", cli_experts_plan_line(g.xs, line, sizeof line));
 		}
 	}
