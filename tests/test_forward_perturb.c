@@ -17,7 +17,7 @@ static float *load(const char *p, long *n)
 	*n = ftell(f) / 4;
 	rewind(f);
 	float *b = malloc(*n * 4 + 4);
-	if (!b || fread(b, 4, *n, f) != (size_t)*n) { fclose(f); return NULL; }
+	if (!b || fread(b, 4, *n, f) != (size_t)*n) { free(b); fclose(f); return NULL; }
 	fclose(f);
 	return b;
 }
@@ -26,8 +26,12 @@ static int cmp(const char *got, const char *ref, long V, double tol)
 {
 	long n1, n2;
 	float *a = load(got, &n1), *b = load(ref, &n2);
-	if (!a || !b) return 1;
-	if (n1 != n2) { fprintf(stderr, "FAIL: %s has %ld floats, %s has %ld\n", got, n1, ref, n2); return 1; }
+	if (!a || !b || n1 != n2) {
+		if (a && b) fprintf(stderr, "FAIL: %s has %ld floats, %s has %ld\n", got, n1, ref, n2);
+		free(a);
+		free(b);
+		return 1;
+	}
 	int bad = 0;
 	double worst = 0;
 	for (long r = 0; r < n1 / V; r++) {
@@ -45,6 +49,8 @@ static int cmp(const char *got, const char *ref, long V, double tol)
 		}
 	}
 	printf("cmp: %ld rows, worst row rel %.3g (tolerance %.3g)\n", n1 / V, worst, tol);
+	free(a);
+	free(b);
 	return bad ? 1 : 0;
 }
 

@@ -105,5 +105,6 @@ int main(void)
 			TU_CHECK(d <= 1e-6 * mx, "hadamard[%d,%d]: got %.9g expected %.9g", r, i, hin[r * 128 + i], hout[r * 128 + i]);
 		}
 	}
+	free(ein); free(ecode); free(fin); free(fcode); free(bin); free(bout); free(hin); free(hout);
 	TU_DONE();
 }
