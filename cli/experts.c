@@ -41,6 +41,7 @@ struct cli_experts {
 	const char *trace;                /* routing trace being written, or NULL */
 	const struct core_config *cfg;    /* of the checkpoint (counting experts) */
 	int planned;                      /* 1: sizes from the memory plan (auto) */
+	int store;                        /* 1: experts come from a converted store (always a host cache) */
 	int explicit_;                    /* 1: opened by cli_experts_open_auto with explicit sizes */
 	uint64_t host_cache;              /* the effective --host-cache */
 	struct cli_plan plan;             /* when planned */
@@ -203,6 +204,7 @@ int cli_experts_open_auto(const struct cli_opts *o, const struct core_ckpt *ck, 
 			uint64_t all = (uint64_t)geo.nblocks * (uint64_t)geo.nexperts * geo.record_size;
 			uint64_t avail = ram > p->host_fixed ? ram - p->host_fixed : 0;
 			oe.host_cache = p->stream ? p->host_cache : all < avail ? all : avail;
+			c->store = 1;
 			if (gpu && p->stream) oe.vram_budget = p->vram_budget;
 			oe.no_mlock = 1;
 		} else if (p->stream) {
@@ -234,7 +236,14 @@ const char *cli_experts_plan_line(const struct cli_experts *x, char *buf, size_t
 	}
 	const struct cli_plan *p = &x->plan;
 	if (p->in.gpu) cli_fmt_size(b, sizeof b, p->in.vram);
-	snprintf(buf, n, "memory plan: %s (auto from RAM %s (%s), VRAM %s)", cli_plan_line(p, l, sizeof l),
+	if (x->store && !p->stream) {
+		char c[24];
+		snprintf(l, sizeof l, "experts read from the expert store through a host cache of %s",
+			 cli_fmt_size(c, sizeof c, x->host_cache));
+	} else {
+		cli_plan_line(p, l, sizeof l);
+	}
+	snprintf(buf, n, "memory plan: %s (auto from RAM %s (%s), VRAM %s)", l,
 		 cli_fmt_size(a, sizeof a, p->in.ram), p->in.ram_from, p->in.gpu ? b : "none: CPU backend");
 	return buf;
 }

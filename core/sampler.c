@@ -36,11 +36,30 @@ int core_sampler_cfg_load(const char *dir, struct core_sampler_cfg *c, struct nv
 	snprintf(path, sizeof path, "%s/generation_config.json", dir);
 	FILE *f = fopen(path, "rb");
 	if (!f) return errno == ENOENT ? 0 : core_err_set(e, -errno, path, NULL, NULL, "cannot open: %s", strerror(errno));
-	char buf[65536];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	/* Read whole: a file padded with other keys may be larger than any fixed buffer;
+	 * 16 MiB bounds what a settings file can sensibly be. */
+	size_t cap = 1 << 12, n = 0, got;
+	char *buf = malloc(cap);
+	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			char *b = cap < (16u << 20) ? realloc(buf, cap *= 2) : NULL;
+			if (!b) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = b;
+		}
+	}
+	int bad = ferror(f);
 	fclose(f);
-	buf[n] = 0;
+	if (!buf || bad) {
+		free(buf);
+		return core_err_set(e, bad ? NV_EIO : NV_EINVAL, path, NULL, bad ? NULL : "keep it under 16 MiB",
+				    bad ? "read error" : "too large (or out of memory)");
+	}
 	cJSON *j = cJSON_ParseWithLength(buf, n);
+	free(buf);
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		return core_err_set(e, NV_EINVAL, path, NULL, "the file must be a JSON object", "not valid JSON");

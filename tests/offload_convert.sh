@@ -87,5 +87,17 @@ for m in out hf; do
   if command -v python3 >/dev/null; then python3 -m json.tool "$T/b.json" >/dev/null || fail "bench --io $m: invalid JSON"; fi
 done
 
+# 9. the compute bench runs on a converted store (its FP4 kernel figure on synthetic
+#    experts of the model's shapes: the shards hold no experts)
+"$NV" bench "$T/out" --json --repeat 1 --prefill 8 --decode 2 >"$T/bc.json" 2>"$T/ebc" ||
+  fail "bench on a converted store exited $?: $(cat "$T/ebc")"
+grep -q '"fp4_synthetic_experts":	true' "$T/bc.json" || fail "bench on a store: not marked synthetic: $(head -c 600 "$T/bc.json")"
+grep -q '"decode_tok_s"' "$T/bc.json" || fail "bench on a store: no decode figure"
+# the automatic memory plan names the store's host cache, not resident views
+echo '[2, 3, 4, 5]' >"$T/tk.json"
+"$NV" eval "$T/out" --tokens "$T/tk.json" --out "$T/tk.f32" -v 2>"$T/ev" || fail "eval on the store: $(cat "$T/ev")"
+grep -q "memory plan: experts read from the expert store through a host cache" "$T/ev" ||
+  fail "plan line on a store: $(grep 'memory plan' "$T/ev")"
+
 [ $fails -eq 0 ] && echo ok
 [ $fails -eq 0 ]

@@ -142,6 +142,15 @@ int main(void)
 		fclose(fp);
 		TU_CHECK(core_sampler_cfg_load(dir, &cfg, &e) == 0 && fabsf(cfg.temperature - 0.6f) < 1e-6f &&
 			 fabsf(cfg.top_p - 0.95f) < 1e-6f, "read 0.6 / 0.95: got %g %g", cfg.temperature, cfg.top_p);
+		/* larger than any small fixed buffer: a 200 KB padding key before the values */
+		fp = fopen(path, "w");
+		fputs("{\"_pad\": \"", fp);
+		for (int i = 0; i < 200000; i++) fputc('x', fp);
+		fputs("\", \"temperature\": 0.25, \"top_k\": 7}", fp);
+		fclose(fp);
+		TU_CHECK(core_sampler_cfg_load(dir, &cfg, &e) == 0 && fabsf(cfg.temperature - 0.25f) < 1e-6f && cfg.top_k == 7,
+			 "200 KB generation_config.json: rc / temperature %g top_k %d (expected 0.25, 7): %s", cfg.temperature,
+			 cfg.top_k, e.why);
 		fp = fopen(path, "w");
 		fputs("{\"temperature\": \"hot\"", fp);
 		fclose(fp);
