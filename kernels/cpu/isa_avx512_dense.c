@@ -30,7 +30,11 @@
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512bf16")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512bf16,avx2,fma")))
 
-enum { DT = 4, NACC = 4, NB = 64 };
+/* DT tokens per tile, NACC accumulators per output, NB columns per block; PFD:
+ * software prefetch distance in bytes along each weight row (a decode GEMV is
+ * bound by misses in flight: the file-backed head sits in 4 KiB pages, where the
+ * hardware prefetchers stop at every page boundary) */
+enum { DT = 4, NACC = 4, NB = 64, PFD = 1024 };
 
 /* Writes the bf16 words of x [K] to xb [KP] (zero padded) when every value is a
  * bf16 value; returns 0 (xb partly written) otherwise. */
@@ -54,33 +58,43 @@ AVX512_INLINE int row_to_bf16(uint16_t *xb, const float *x, int K, int KP)
 	return _mm512_test_epi32_mask(lo, _mm512_set1_epi32(0xFFFF)) == 0;
 }
 
-/* out[t] = Σ_k xb[t*KP + k]·w[k] for t < T (T a constant after inlining). */
-AVX512_INLINE void dtile(float *out, const uint16_t *wr, const uint16_t *xb, int KP, int K, int T)
+/* out[c*DT + t] = Σ_k xb[t*KP + k]·wr[c*K + k] for columns c < C and tokens t < T
+ * (C, T constants after inlining): C weight rows are streamed side by side (more
+ * misses in flight when one token leaves the loop short of work); every output
+ * gets the same operations whatever C and T. */
+AVX512_INLINE void dtile(float *out, const uint16_t *wr, const uint16_t *xb, int KP, int K, int C, int T)
 {
-	__m512 acc[DT][NACC];
-	for (int t = 0; t < T; t++)
-		for (int j = 0; j < NACC; j++) acc[t][j] = _mm512_setzero_ps();
+	__m512 acc[4][NACC];
+	for (int i = 0; i < C * T; i++)
+		for (int j = 0; j < NACC; j++) acc[i][j] = _mm512_setzero_ps();
 	const int nv = K / 32, rem = K % 32;
 	int v = 0;
 	for (; v + NACC <= nv; v += NACC)
-		for (int j = 0; j < NACC; j++) {
-			__m512i w = _mm512_loadu_si512((const void *)(wr + 32 * (v + j)));
+		for (int j = 0; j < NACC; j++)
+			for (int c = 0; c < C; c++) {
+				const uint16_t *p = wr + (size_t)c * K + 32 * (v + j);
+				__m512i w = _mm512_loadu_si512((const void *)p);
+				_mm_prefetch((const char *)p + PFD, _MM_HINT_T0);
+				for (int t = 0; t < T; t++) {
+					__m512i q = _mm512_loadu_si512((const void *)(xb + (size_t)t * KP + 32 * (v + j)));
+					acc[c * T + t][j] = _mm512_dpbf16_ps(acc[c * T + t][j], (__m512bh)q, (__m512bh)w);
+				}
+			}
+	for (; v < nv + (rem != 0); v++)
+		for (int c = 0; c < C; c++) {
+			const uint16_t *p = wr + (size_t)c * K + 32 * v;
+			__m512i w = v < nv ? _mm512_loadu_si512((const void *)p)
+					   : _mm512_maskz_loadu_epi16((__mmask32)((1u << rem) - 1), p);
 			for (int t = 0; t < T; t++) {
-				__m512i q = _mm512_loadu_si512((const void *)(xb + (size_t)t * KP + 32 * (v + j)));
-				acc[t][j] = _mm512_dpbf16_ps(acc[t][j], (__m512bh)q, (__m512bh)w);
+				__m512i q = _mm512_loadu_si512((const void *)(xb + (size_t)t * KP + 32 * v));
+				acc[c * T + t][v % NACC] = _mm512_dpbf16_ps(acc[c * T + t][v % NACC], (__m512bh)q, (__m512bh)w);
 			}
 		}
-	for (; v < nv + (rem != 0); v++) {
-		__m512i w = v < nv ? _mm512_loadu_si512((const void *)(wr + 32 * v))
-				   : _mm512_maskz_loadu_epi16((__mmask32)((1u << rem) - 1), wr + 32 * v);
+	for (int c = 0; c < C; c++)
 		for (int t = 0; t < T; t++) {
-			__m512i q = _mm512_loadu_si512((const void *)(xb + (size_t)t * KP + 32 * v));
-			acc[t][v % NACC] = _mm512_dpbf16_ps(acc[t][v % NACC], (__m512bh)q, (__m512bh)w);
+			__m512 *a = acc[c * T + t];
+			out[c * DT + t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
 		}
-	}
-	for (int t = 0; t < T; t++)
-		out[t] = _mm512_reduce_add_ps(
-			_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
 }
 
 AVX512 void cpu_dense_avx512(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
@@ -108,18 +122,30 @@ AVX512 void cpu_dense_avx512(float *y, int ldy, const float *x, int ldx, const u
 				cpu_isa_avx2.dense(y + (size_t)s * ldy, ldy, x + (size_t)s * ldx, ldx, w, K, 1, nb, ne, rnd,
 						   NULL);
 			}
-			for (int n = nb; n < ne; n++) {
+			/* columns side by side: 4 with one token, 2 with two, else 1 */
+			const int C = T == 1 ? 4 : T == 2 ? 2 : 1;
+			for (int n = nb; n < ne; n += C) {
 				const uint16_t *wr = w + (size_t)n * K;
-				float out[DT];
-				switch (T) {
-				case 4: dtile(out, wr, xb, KP, K, 4); break;
-				case 3: dtile(out, wr, xb, KP, K, 3); break;
-				case 2: dtile(out, wr, xb, KP, K, 2); break;
-				case 1: dtile(out, wr, xb, KP, K, 1); break;
-				default: break;
-				}
-				for (int t = 0; t < T; t++)
-					y[(size_t)ts[t] * ldy + n] = rnd ? kern_rbf16(out[t]) : out[t];
+				float out[4 * DT];
+				const int nc = ne - n < C ? ne - n : C;
+				if (nc == 4) dtile(out, wr, xb, KP, K, 4, 1);
+				else if (nc == 2 && T == 2) dtile(out, wr, xb, KP, K, 2, 2);
+				else
+					for (int c = 0; c < nc; c++) {
+						const uint16_t *r = wr + (size_t)c * K;
+						switch (T) {
+						case 4: dtile(out + c * DT, r, xb, KP, K, 1, 4); break;
+						case 3: dtile(out + c * DT, r, xb, KP, K, 1, 3); break;
+						case 2: dtile(out + c * DT, r, xb, KP, K, 1, 2); break;
+						case 1: dtile(out + c * DT, r, xb, KP, K, 1, 1); break;
+						default: break;
+						}
+					}
+				for (int c = 0; c < nc; c++)
+					for (int t = 0; t < T; t++) {
+						float o = out[c * DT + t];
+						y[(size_t)ts[t] * ldy + n + c] = rnd ? kern_rbf16(o) : o;
+					}
 			}
 		}
 	}
