@@ -11,7 +11,8 @@
  *      gemm_bf16 (a single wrong term of a 4096-long sum moves an output by ~2e-4
  *      of that sum, 20x the bound);
  *   2. bitwise: the S-row call on 2 threads == each row alone (S = 1, 1 thread),
- *      and == the S-row call on 1 thread (row independence, thread invariance). */
+ *      and == the S-row call on 1 thread (row independence, thread invariance).
+ * Also hc_pre / hc_head (their dot products are the table's), see t_hc. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ static int check_bits(const char *what, const float *a, const float *b, size_t n
 static struct kern *mk(int threads, enum kern_cpu_isa isa)
 {
 	struct kern *k = kern_cpu_create_opts(&(struct kern_cpu_opts){ threads, isa });
-	if (!k || k->reserve(k, 32, 4096 + 256)) {
+	if (!k || k->reserve(k, 32, 4 * 4096 + 256)) {
 		fprintf(stderr, "FAIL: cannot create the CPU backend (%d threads)\n", threads);
 		exit(1);
 	}
@@ -130,6 +131,88 @@ static void t_shape(struct kern *ref, struct kern *opt2, struct kern *opt1, cons
 	free(w); free(wa); free(x); free(xa); free(y0); free(ya); free(y1); free(y2); free(y3);
 }
 
+/* hc_pre / hc_head (§5): the optimised table's dot products (mixes and the RMS) vs
+ * plain C.  The mixes then differ by ~1e-7 relative (f32 order), which moves post
+ * (in (0, 2)) and comb (Sinkhorn, entries in (0, 1)) by ~1e-6; bound 2e-5 absolute;
+ * y = bf16(Σ_j pre[j]·X[j]) within 1 bf16 ulp + 1e-5·Σ_j |pre[j]·X[j]|.  A wrong
+ * index or a dropped term moves the mixes by O(1).  Rows bitwise = alone. */
+static int close_abs(const char *what, const float *got, const float *exp, size_t n, double tol)
+{
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)got[i] - exp[i]);
+		if (!(d <= tol) && bad++ < 5)
+			fprintf(stderr, "FAIL %s: index %zu: got %.9g expected %.9g (|diff| %.3g > tol %.3g)\n", what, i,
+				got[i], exp[i], d, tol);
+	}
+	return bad;
+}
+
+static void t_hc(struct kern *ref, struct kern *opt2, struct kern *opt1, const char *isa, int M, int D)
+{
+	static const int Ss[] = { 1, 2, 3, 16, 17 };
+	const int SM = 17, MD = M * D, nmix = (2 + M) * M;
+	float *X = malloc(sizeof(float) * SM * MD), *fn = malloc(sizeof(float) * (size_t)nmix * MD);
+	float base[64], sc[3] = { 0.75f, 0.5f, 1.25f };
+	float *y[4], *po[4], *cb[4];
+	for (int i = 0; i < 4; i++) {
+		y[i] = malloc(sizeof(float) * SM * D);
+		po[i] = malloc(sizeof(float) * SM * M);
+		cb[i] = malloc(sizeof(float) * SM * M * M);
+	}
+	for (size_t i = 0; i < (size_t)SM * MD; i++) X[i] = kern_rbf16(frand());
+	/* |fn| ~ 1/sqrt(MD): mixes of O(1) */
+	for (size_t i = 0; i < (size_t)nmix * MD; i++) fn[i] = frand() * 2.0f / sqrtf((float)MD);
+	for (int i = 0; i < nmix; i++) base[i] = frand() * 0.25f;
+	for (int nm = 0; nm <= KERN_RND; nm += KERN_RND)
+		for (unsigned si = 0; si < sizeof Ss / sizeof Ss[0]; si++) {
+			const int S = Ss[si];
+			char name[128];
+			int bad = 0;
+			ref->hc_pre(ref, y[0], po[0], cb[0], X, fn, sc, base, S, M, D, 20, 1e-6f, 1e-6f, nm);
+			opt2->hc_pre(opt2, y[1], po[1], cb[1], X, fn, sc, base, S, M, D, 20, 1e-6f, 1e-6f, nm);
+			for (int s = 0; s < S; s++)
+				opt1->hc_pre(opt1, y[2] + (size_t)s * D, po[2] + s * M, cb[2] + s * M * M, X + (size_t)s * MD, fn,
+					     sc, base, 1, M, D, 20, 1e-6f, 1e-6f, nm);
+			snprintf(name, sizeof name, "%s hc_pre M=%d D=%d S=%d%s", isa, M, D, S, nm ? " rnd" : "");
+			bad += close_abs(name, po[1], po[0], (size_t)S * M, 2e-5);
+			bad += close_abs(name, cb[1], cb[0], (size_t)S * M * M, 2e-5);
+			for (int s = 0; s < S; s++)
+				for (int d = 0; d < D; d++) {
+					double e = y[0][(size_t)s * D + d], g = y[1][(size_t)s * D + d], ab = 0;
+					for (int j = 0; j < M; j++) ab += fabs(1.1 * X[(size_t)s * MD + (size_t)j * D + d]); /* pre < 1.1 */
+					double tol = 1e-5 * ab + (nm ? ldexp(fabs(e), -7) : 0) + 1e-30;
+					if (!(fabs(g - e) <= tol) && bad++ < 5)
+						fprintf(stderr, "FAIL %s y: index %d: got %.9g expected %.9g (tol %.3g)\n", name,
+							s * D + d, g, e, tol);
+				}
+			bad += check_bits(name, y[1], y[2], (size_t)S * D);
+			bad += check_bits(name, po[1], po[2], (size_t)S * M);
+			bad += check_bits(name, cb[1], cb[2], (size_t)S * M * M);
+			/* hc_head: fn [M, MD], base [M] */
+			ref->hc_head(ref, y[0], X, fn, sc, base, S, M, D, 1e-6f, 1e-6f, nm);
+			opt2->hc_head(opt2, y[1], X, fn, sc, base, S, M, D, 1e-6f, 1e-6f, nm);
+			for (int s = 0; s < S; s++)
+				opt1->hc_head(opt1, y[2] + (size_t)s * D, X + (size_t)s * MD, fn, sc, base, 1, M, D, 1e-6f, 1e-6f,
+					      nm);
+			for (size_t i = 0; i < (size_t)S * D; i++) {
+				double e = y[0][i], g = y[1][i], ab = 0;
+				for (int j = 0; j < M; j++) ab += fabs(1.1 * X[(i / D) * MD + (size_t)j * D + i % D]);
+				double tol = 1e-5 * ab + (nm ? ldexp(fabs(e), -7) : 0) + 1e-30;
+				if (!(fabs(g - e) <= tol) && bad++ < 5)
+					fprintf(stderr, "FAIL %s hc_head: index %zu: got %.9g expected %.9g (tol %.3g)\n", name, i,
+						g, e, tol);
+			}
+			bad += check_bits(name, y[1], y[2], (size_t)S * D);
+			if (bad) tu_failures++;
+			else if (S == 1 || S == 17)
+				printf("ok   %-52s post/comb within 2e-5, y and hc_head within 1e-5 of sum|terms|%s; "
+				       "rows bitwise = alone\n", name, nm ? " + 1 ulp" : "");
+		}
+	free(X); free(fn);
+	for (int i = 0; i < 4; i++) { free(y[i]); free(po[i]); free(cb[i]); }
+}
+
 int main(void)
 {
 	struct kern *ref = mk(1, KERN_CPU_ISA_SCALAR);
@@ -146,6 +229,8 @@ int main(void)
 			t_shape(ref, o2, o1, names[i], 70, 203);   /* K % 32 = 11, odd K */
 			t_shape(ref, o2, o1, names[i], 33, 7);     /* K < 32: the tail vector only */
 			t_shape(ref, o2, o1, names[i], 129, 160);  /* K % 128 = 32, nv % 4 = 1 */
+			t_hc(ref, o2, o1, names[i], 4, 4096);       /* release shape: dots of 16,384 */
+			t_hc(ref, o2, o1, names[i], 4, 100);        /* MD % 32 = 16: the dot's tails */
 		}
 		o2->destroy(o2);
 		o1->destroy(o1);
