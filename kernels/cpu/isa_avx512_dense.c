@@ -11,8 +11,8 @@
  * conversion only drops zero bits).  Rows that are not bf16-exact (smooth numerics)
  * take the AVX2 loop, one token at a time.
  * Order of one output, fixed whatever S, the tile or the range: 32-input vector v
- * (the last one zero padded) goes to accumulator v % 4, lane i of it sums the pairs
- * (2i, 2i+1) in v order; then (a0 + a1) + (a2 + a3) and _mm512_reduce_add_ps.
+ * (the last one zero padded) goes to accumulator v % 2, lane i of it sums the pairs
+ * (2i, 2i+1) in v order; then a0 + a1 and _mm512_reduce_add_ps.
  * VDPBF16PS flushes denormal inputs and results (DAZ/FTZ): terms below 2^-126,
  * far inside the tolerance of MODEL.md §10.8.
  * Tiles of up to 4 tokens share each weight load; columns are taken in blocks of
@@ -34,7 +34,7 @@
  * software prefetch distance in bytes along each weight row (a decode GEMV is
  * bound by misses in flight: the file-backed head sits in 4 KiB pages, where the
  * hardware prefetchers stop at every page boundary) */
-enum { DT = 4, NACC = 4, NB = 64, PFD = 1024 };
+enum { DT = 4, NACC = 2, NB = 64, PFD = 1024 };
 
 /* Writes the bf16 words of x [K] to xb [KP] (zero padded) when every value is a
  * bf16 value; returns 0 (xb partly written) otherwise. */
@@ -64,7 +64,7 @@ AVX512_INLINE int row_to_bf16(uint16_t *xb, const float *x, int K, int KP)
  * gets the same operations whatever C and T. */
 AVX512_INLINE void dtile(float *out, const uint16_t *wr, const uint16_t *xb, int KP, int K, int C, int T)
 {
-	__m512 acc[4][NACC];
+	__m512 acc[8][NACC];
 	for (int i = 0; i < C * T; i++)
 		for (int j = 0; j < NACC; j++) acc[i][j] = _mm512_setzero_ps();
 	const int nv = K / 32, rem = K % 32;
@@ -93,7 +93,7 @@ AVX512_INLINE void dtile(float *out, const uint16_t *wr, const uint16_t *xb, int
 	for (int c = 0; c < C; c++)
 		for (int t = 0; t < T; t++) {
 			__m512 *a = acc[c * T + t];
-			out[c * DT + t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+			out[c * DT + t] = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
 		}
 }
 
@@ -122,15 +122,22 @@ AVX512 void cpu_dense_avx512(float *y, int ldy, const float *x, int ldx, const u
 				cpu_isa_avx2.dense(y + (size_t)s * ldy, ldy, x + (size_t)s * ldx, ldx, w, K, 1, nb, ne, rnd,
 						   NULL);
 			}
-			/* columns side by side: 4 with one token, 2 with two, else 1 */
-			const int C = T == 1 ? 4 : T == 2 ? 2 : 1;
+			/* columns side by side: 4 with one token, else 2 (fewer loads of
+			 * the token rows per product; <= 16 accumulators) */
+			const int C = T == 1 ? 4 : 2;
 			for (int n = nb; n < ne; n += C) {
 				const uint16_t *wr = w + (size_t)n * K;
 				float out[4 * DT];
 				const int nc = ne - n < C ? ne - n : C;
-				if (nc == 4) dtile(out, wr, xb, KP, K, 4, 1);
-				else if (nc == 2 && T == 2) dtile(out, wr, xb, KP, K, 2, 2);
-				else
+				if (nc == C) {
+					switch (T) {
+					case 4: dtile(out, wr, xb, KP, K, 2, 4); break;
+					case 3: dtile(out, wr, xb, KP, K, 2, 3); break;
+					case 2: dtile(out, wr, xb, KP, K, 2, 2); break;
+					case 1: dtile(out, wr, xb, KP, K, 4, 1); break;
+					default: break;
+					}
+				} else
 					for (int c = 0; c < nc; c++) {
 						const uint16_t *r = wr + (size_t)c * K;
 						switch (T) {
