@@ -11,7 +11,8 @@
  *   formulas in their natural order) and cpu_isa_avx2 (AVX2 + FMA, compiled with
  *   target attributes and chosen at run time with __builtin_cpu_supports).  They
  *   differ only by f32 summation order inside the sums that MODEL.md §7.5/§10.8
- *   leave free; tests compare them at stated tolerances.
+ *   leave free; tests compare them at stated tolerances.  The "avx512" table is the
+ *   AVX2 one with the AVX-512 BF16 loops declared below swapped in.
  *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond a few
  *   rows of per-thread scratch).  Prefill (S > 1) on the AVX-512 loops decodes a
  *   group of weight rows once into that scratch and applies it to tiles of tokens;
