@@ -18,6 +18,10 @@
  *              figures between phases, so each FP4 repetition is also paired with
  *              a memory read run just before it: fp4_paired_fraction_of_mem_read
  *              (best / median / worst of the per-repetition ratios).
+ *   head       k->gemm_f32 of the bf16 output head [V, D] on one token of bf16
+ *              values (the decode logits GEMV, in place in the mmapped checkpoint),
+ *              GB/s of head bytes; each repetition paired with a memory read run
+ *              just before it (head_gemv_paired_fraction_of_mem_read).
  *   prefill GEMMs  the two dominant prefill kernels on 64 rows at once, GFLOP/s
  *              (2 per multiply-add): k->gemm_fp8 of a [F, D] FP8 weight (the
  *              shared expert's w1 shape) and k->moe_expert of one [F, D] routed
@@ -42,6 +46,7 @@
 #include "core/ckpt.h"
 #include "core/model.h"
 #include "kernels/kern.h"
+#include "kernels/numeric.h"
 
 
 /* The kernel's transparent huge page mode: the bracketed word of
@@ -345,6 +350,67 @@ out:
 	return rc;
 }
 
+/* ---- decode head GEMV ---- */
+
+struct head_res {
+	struct cli_stat3 gbs;    /* head bytes / s */
+	struct cli_stat3 paired; /* per repetition: gbs / memory read measured just before */
+	double bytes;
+};
+
+/* k->gemm_f32 of the checkpoint's bf16 head [V, D] on ONE token of bf16 values (the
+ * decode logits GEMV, weights read in place from the mmapped checkpoint); bytes =
+ * the head's.  Each repetition (>= 3 calls, >= 0.3 s) is paired with a memory read
+ * run over mbuf just before it. */
+static int bench_head(const struct core_ckpt *ck, struct kern *k, int reps, const char *mbuf, size_t mlen,
+		      struct head_res *r, struct nv_err *e)
+{
+	const struct core_tensor *t = core_ckpt_find(ck, "head.weight");
+	if (!t || t->dtype != CORE_DT_BF16 || t->ndim != 2 || !t->data)
+		return core_err_set(e, NV_EINVAL, "bench", "head.weight", "a checkpoint of this model has it",
+				    "missing, not bf16 [V, D] or not mapped");
+	const int V = (int)t->shape[0], D = (int)t->shape[1];
+	r->bytes = (double)t->nbytes;
+	const uint16_t *w = k->wmap(k, t->data, t->nbytes);
+	float *x = k->alloc(k, sizeof(float) * D), *y = k->alloc(k, sizeof(float) * V);
+	float *xh = malloc(sizeof(float) * D);
+	double *v = calloc((size_t)reps * 2, sizeof *v);
+	int rc = 0;
+	if (!w || !x || !y || !xh || !v) {
+		rc = core_err_set(e, NV_ENOMEM, "bench", "head", NULL, "out of memory");
+		goto out;
+	}
+	if ((rc = k->reserve(k, 1, (V > D ? V : D) + 256))) {
+		rc = core_err_set(e, rc, "bench", "head", NULL, "backend scratch reservation failed");
+		goto out;
+	}
+	uint64_t st = 0x5EEDull;
+	for (int i = 0; i < D; i++) xh[i] = kern_rbf16(rnd_normalish(&st)); /* faithful: bf16 values */
+	k->upload(k, x, xh, sizeof(float) * D);
+	for (int r_ = -1; r_ < reps; r_++) { /* r_ = -1: warm-up (pages the head in) */
+		double mr = r_ >= 0 ? mem_run((char *)mbuf, (char *)mbuf, mlen, kern_cpu_threads(k), 2, 1) : 0;
+		int calls = 0;
+		double t0 = cli_now(), el;
+		do {
+			k->gemm_f32(k, y, V, x, D, w, V, D, 1);
+			calls++;
+			el = cli_now() - t0;
+		} while (r_ >= 0 && (calls < 3 || el < 0.3));
+		if (r_ >= 0) {
+			v[r_] = r->bytes * calls / el / 1e9;
+			v[reps + r_] = mr > 0 ? v[r_] / mr : 0;
+		}
+	}
+	r->gbs = cli_stat3(v, reps);
+	r->paired = cli_stat3(v + reps, reps);
+out:
+	k->free(k, x);
+	k->free(k, y);
+	free(xh);
+	free(v);
+	return rc;
+}
+
 /* ---- forward pass ---- */
 
 struct fwd_res {
@@ -468,8 +534,6 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 
 	struct fp4_res f4 = {0};
 	if (bench_fp4(o, ck, k, reps, a, mb, &f4, &e)) goto err;
-	cache_huge_unmap(a, mb);
-	a = NULL;
 	char lbl[96];
 	snprintf(lbl, sizeof lbl, "FP4 experts, 1 token (%d experts, %.0f MB)", f4.experts, f4.set_bytes / 1e6);
 	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f GB/s  = %.2f of copy bandwidth (%.2f of read)\n", lbl, f4.gbs.best,
@@ -482,6 +546,16 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 			f4.mmap_gbs.best / mcopy.best, f4.mmap_gbs.best / mread.best);
 	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f\n", "FP4 / memory read, paired per repetition", f4.paired.best,
 		f4.paired.med, f4.paired.worst);
+
+	struct head_res hd = {0};
+	if (bench_head(ck, k, reps, a, mb, &hd, &e)) goto err;
+	cache_huge_unmap(a, mb);
+	a = NULL;
+	snprintf(lbl, sizeof lbl, "head GEMV, 1 token (F32 GEMM, %.0f MB bf16)", hd.bytes / 1e6);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f GB/s  = %.2f of read\n", lbl, hd.gbs.best, hd.gbs.med, hd.gbs.worst,
+		hd.gbs.best / mread.best);
+	fprintf(tf, "  %-44s %8.2f %8.2f %8.2f\n", "head / memory read, paired per repetition", hd.paired.best,
+		hd.paired.med, hd.paired.worst);
 
 	struct pgemm_res pg = {0};
 	if (bench_prefill_gemm(o, ck, k, reps, &pg, &e)) goto err;
@@ -520,6 +594,9 @@ int cli_bench_cpu(const struct cli_opts *o, cJSON *js)
 	cJSON_AddStringToObject(js, "thp", thp);
 	cJSON_AddNumberToObject(js, "prefill_gemm_rows", pg.rows);
 	cli_js_stat3(js, "prefill_fp8_gemm_gflops", pg.fp8);
+	cli_js_stat3(js, "head_gemv_gbs", hd.gbs);
+	cJSON_AddNumberToObject(js, "head_gemv_fraction_of_mem_read", hd.gbs.best / mread.best);
+	cli_js_stat3(js, "head_gemv_paired_fraction_of_mem_read", hd.paired);
 	cli_js_stat3(js, "prefill_fp4_expert_gflops", pg.fp4);
 	cJSON_AddNumberToObject(js, "fp4_experts", f4.experts);
 	cJSON_AddNumberToObject(js, "fp4_bytes_per_expert", f4.bytes_per_expert);

@@ -136,6 +136,7 @@ static void pick_isa(enum kern_cpu_isa want, struct cpu_isa *t)
 		t->name = "avx512";
 		t->fp4 = cpu_fp4_avx512;
 		t->fp4_layout = cpu_fp4_layout_avx512;
+		t->dense = cpu_dense_avx512;
 		if (cpu_have_avx512vbmi()) {
 			t->fp8 = cpu_fp8_avx512;
 			t->fp8g = cpu_fp8g_avx512;

@@ -16,7 +16,8 @@ struct dense_ctx {
 static void dense_cols(void *vp, int a, int b, int tid)
 {
 	struct dense_ctx *c = vp;
-	cpu_isa(c->k)->dense(c->y, c->ldy, c->x, c->ldx, c->w, c->K, c->S, a, b, c->rnd);
+	cpu_isa(c->k)->dense(c->y, c->ldy, c->x, c->ldx, c->w, c->K, c->S, a, b, c->rnd,
+			     cpu_tscratch(c->k, tid));
 }
 
 static void dense(struct kern *k, float *y, int ldy, const float *x, int ldx, const uint16_t *w, int N,

@@ -1,23 +1,21 @@
 /* kernels/cpu/hc.c - hyper-connections (§5): hc_pre with Sinkhorn, hc_post,
- * hc_head.  All statistics in f32; the RMS factor multiplies AFTER the dots. */
+ * hc_head.  All statistics in f32; the RMS factor multiplies AFTER the dots, which
+ * are the inner-loop table's (isa.h). */
 #include <math.h>
 
 #include "cpu.h"
 
 static inline float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 
-/* m[i] = (x · fn[i]) · ρ for i < nmix, x = one row of M*D values. */
-static void hc_mixes(float *m, const float *x, const float *fn, int nmix, int MD, float eps_n)
+/* m[i] = (x · fn[i]) · ρ for i < nmix, x = one row of M*D values.  The sums are the
+ * table's dot (any f32 order is allowed, MODEL.md §0; plain C keeps the natural
+ * one): 24 dots of 16,384 per hc_pre, a serial scalar chain otherwise. */
+static void hc_mixes(const struct cpu_isa *isa, float *m, const float *x, const float *fn, int nmix, int MD,
+		     float eps_n)
 {
-	float ss = 0;
-	for (int i = 0; i < MD; i++) ss += x[i] * x[i];
+	float ss = isa->dot(x, x, MD);
 	float rho = 1.0f / sqrtf(ss / (float)MD + eps_n);
-	for (int i = 0; i < nmix; i++) {
-		const float *f = fn + (size_t)i * MD;
-		float acc = 0;
-		for (int j = 0; j < MD; j++) acc += x[j] * f[j];
-		m[i] = acc * rho;
-	}
+	for (int i = 0; i < nmix; i++) m[i] = isa->dot(x, fn + (size_t)i * MD, MD) * rho;
 }
 
 /* Sinkhorn (§5.2) on the M×M matrix C in place. */
@@ -53,7 +51,7 @@ void cpu_hc_pre(struct kern *k, float *y, float *post, float *comb, const float 
 	float *pre = m + nmix;        /* [M] */
 	for (int s = 0; s < S; s++) {
 		const float *x = X + (size_t)s * MD;
-		hc_mixes(m, x, fn, nmix, MD, eps_n);
+		hc_mixes(cpu_isa(k), m, x, fn, nmix, MD, eps_n);
 		float *po = post + (size_t)s * M, *C = comb + (size_t)s * M * M;
 		for (int j = 0; j < M; j++) {
 			pre[j] = sigm(m[j] * scale[0] + base[j]) + eps_h;
@@ -93,7 +91,7 @@ void cpu_hc_head(struct kern *k, float *y, const float *X, const float *fn, cons
 	float *m = cpu_scratch(k, 0), *pre = m + M;
 	for (int s = 0; s < S; s++) {
 		const float *x = X + (size_t)s * MD;
-		hc_mixes(m, x, fn, M, MD, eps_n);
+		hc_mixes(cpu_isa(k), m, x, fn, M, MD, eps_n);
 		for (int j = 0; j < M; j++) pre[j] = sigm(m[j] * scale[0] + base[j]) + eps_h;
 		float *yr = y + (size_t)s * D;
 		for (int d = 0; d < D; d++) {

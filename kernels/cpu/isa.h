@@ -11,7 +11,8 @@
  *   formulas in their natural order) and cpu_isa_avx2 (AVX2 + FMA, compiled with
  *   target attributes and chosen at run time with __builtin_cpu_supports).  They
  *   differ only by f32 summation order inside the sums that MODEL.md §7.5/§10.8
- *   leave free; tests compare them at stated tolerances.
+ *   leave free; tests compare them at stated tolerances.  The "avx512" table is the
+ *   AVX2 one with the AVX-512 BF16 loops declared below swapped in.
  *   Weights are decoded on the fly (FP8 / FP4 / bf16 never expanded beyond a few
  *   rows of per-thread scratch).  Prefill (S > 1) on the AVX-512 loops decodes a
  *   group of weight rows once into that scratch and applies it to tiles of tokens;
@@ -54,9 +55,9 @@ struct cpu_isa {
 	 * empty range) when fp8g reads x itself for this Kg and nm.  NULL = never. */
 	int (*fp8g_layout)(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
 	/* y[s*ldy + n] = rnd?(Σ_k x[s*ldx + k]·f32(w[n*K + k])), n in [n0, n1); rounds
-	 * to bf16 when rnd. */
+	 * to bf16 when rnd.  wb: per-thread scratch (unused by scalar / AVX2). */
 	void (*dense)(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
-		      int n0, int n1, int rnd);
+		      int n0, int n1, int rnd, float *wb);
 	/* act_quant of one block of n <= 128 (kern_act_quant_block, bit-exact): returns
 	 * the scale, writes the decoded E4M3 values (q may be x). */
 	float (*actq)(const float *x, int n, float *q);
@@ -92,6 +93,11 @@ void cpu_fp8g_avx512(float *y, const float *x, const struct kern_fp8w *W, int G,
 void cpu_fp8_layout_avx512(float *q, int K, unsigned nm);
 int cpu_fp8g_layout_avx512(uint16_t *xs, const float *x, int Kg, int G, int s0, int s1, unsigned nm);
 int cpu_have_avx512vbmi(void); /* cpu_have_avx512bf16() and VBMI */
+/* AVX-512 BF16 dense loop (isa_avx512_dense.c): bf16-exact activation rows dotted
+ * with the bf16 weights by VDPBF16PS in tiles of up to 4 tokens; other rows take the
+ * AVX2 loop.  Part of the "avx512" table. */
+void cpu_dense_avx512(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S, int n0,
+		      int n1, int rnd, float *wb);
 
 /* Per-thread scratch the inner loops need for rows of K and S tokens. */
 static inline size_t cpu_isa_wb_floats(size_t K, size_t S)

@@ -411,8 +411,9 @@ AVX2_INLINE void dense_tile(float *out, const uint16_t *wr, const float *const *
 }
 
 static AVX2 void dense_avx2(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
-			    int n0, int n1, int rnd)
+			    int n0, int n1, int rnd, float *wb)
 {
+	(void)wb;
 	for (int n = n0; n < n1; n++) {
 		const uint16_t *wr = w + (size_t)n * K;
 		for (int s0 = 0; s0 < S; s0 += 4) {

@@ -70,8 +70,9 @@ static void fp4_scalar(float *y, int ldy, const float *q, const float *sa, int S
 }
 
 static void dense_scalar(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int K, int S,
-			 int n0, int n1, int rnd)
+			 int n0, int n1, int rnd, float *wb)
 {
+	(void)wb;
 	for (int n = n0; n < n1; n++) {
 		const uint16_t *wr = w + (size_t)n * K;
 		for (int s = 0; s < S; s++) {
