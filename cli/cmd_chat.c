@@ -469,6 +469,9 @@ static void cmd_file(struct chat *c, const char *path)
 	c->attach = buf;
 	const char *base = strrchr(path, '/');
 	snprintf(c->attach_name, sizeof c->attach_name, "%s", base ? base + 1 : path);
+	/* the name goes inside <file name="...">: no quote or angle bracket may end it early */
+	for (char *q = c->attach_name; *q; q++)
+		if (*q == '"' || *q == '<' || *q == '>') *q = '_';
 	if (ntok >= 0)
 		dim(c, "attached %s: %zu bytes, %d tokens; it goes with your next message", c->attach_name, n, ntok);
 	else
