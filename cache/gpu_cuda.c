@@ -1,6 +1,6 @@
 /* cache/gpu_cuda.c - the CUDA device operations of the GPU expert slots and the host
  * cache's page-locking hook (contract in cache/gpu.h).  C against the CUDA runtime API;
- * compiled to stubs in a build without CUDA. */
+ * in a build without CUDA the same functions refuse with NV_EUNSUPPORTED and a message. */
 #include "gpu.h"
 
 #include <stdio.h>

@@ -92,9 +92,10 @@ int cli_opts_given(const struct cli_opts *o, const char *name);
  * one chunk and routed experts are streamed (cli_experts_streamed); the logits are
  * the same either way. */
 enum cli_prefill { CLI_PREFILL_AUTO = 0, CLI_PREFILL_CHUNK, CLI_PREFILL_LAYER };
-/* 1 = run S prompt tokens in chunks of `chunk` layer-major (x may be NULL). */
+/* 1 = run S prompt tokens in chunks of `chunk` layer-major under `order` (enum
+ * cli_prefill; x may be NULL). */
 struct cli_experts;
-int cli_prefill_layer(const struct cli_opts *o, const struct cli_experts *x, int S, int chunk);
+int cli_prefill_layer(int order, const struct cli_experts *x, int S, int chunk);
 /* "chunk" | "layer" | "auto" */
 const char *cli_prefill_name(int order);
 /* Option sets of cli_opts_only: loading a model for the forward pass, and generating. */

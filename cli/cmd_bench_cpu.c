@@ -133,6 +133,16 @@ struct fp4_res {
 	double bytes_per_expert, set_bytes;
 };
 
+/* Synthetic weight bytes: any byte for packed FP4/FP8 codes, E8M0 scales near 2^-7
+ * (118..125) when `scales`, so products stay finite. */
+static void synth_bytes(uint8_t *p, size_t n, int scales, uint64_t *st)
+{
+	for (size_t i = 0; i < n; i++) {
+		*st = *st * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = scales ? (uint8_t)(118 + (*st >> 56) % 8) : (uint8_t)(*st >> 56);
+	}
+}
+
 static float rnd_normalish(uint64_t *st)
 {
 	/* sum of 4 uniforms, centred: roughly N(0, 1/3), deterministic */
@@ -215,11 +225,8 @@ static int bench_fp4(const struct cli_opts *o, const struct core_ckpt *ck, struc
 		const uint8_t *srcp[6] = { ex[i].w1.w, ex[i].w1.s, ex[i].w3.w, ex[i].w3.s, ex[i].w2.w, ex[i].w2.s };
 		uint8_t *dst[6], *p = hcopy + per * (size_t)i;
 		for (int j = 0; j < 6; j++) {
-			if (store) { /* E2M1 pairs any byte; E8M0 scales near 2^-7 (j odd) */
-				for (size_t b = 0; b < part[j]; b++) {
-					st = st * 6364136223846793005ull + 1442695040888963407ull;
-					p[b] = j & 1 ? (uint8_t)(118 + (st >> 61)) : (uint8_t)(st >> 56);
-				}
+			if (store) {
+				synth_bytes(p, part[j], j & 1, &st); /* odd parts are the scales */
 			} else {
 				memcpy(p, srcp[j], part[j]); /* CPU backend: weights are host memory */
 			}
@@ -302,18 +309,16 @@ static int bench_prefill_gemm(const struct cli_opts *o, const struct core_ckpt *
 	}
 	uint64_t st = 0x9E3779B97F4A7C15ull ^ o->seed;
 	uint8_t *p8 = w, *s8 = w + nw8, *p4 = s8 + ns8;
-	for (size_t i = 0; i < nw8 + ns8 + 3 * (nw4 + ns4); i++) {
-		st = st * 6364136223846793005ull + 1442695040888963407ull;
-		w[i] = (uint8_t)(st >> 56);
-	}
+	synth_bytes(p8, nw8, 0, &st);
 	for (size_t i = 0; i < nw8; i++)
 		if ((p8[i] & 0x7F) == 0x7F) p8[i] ^= 1; /* no NaN codes */
-	for (size_t i = 0; i < ns8; i++) s8[i] = (uint8_t)(118 + s8[i] % 8); /* E8M0 scales near 2^-7 */
+	synth_bytes(s8, ns8, 1, &st);
 	struct kern_expert ex;
 	struct kern_fp4w *f4[3] = { &ex.w1, &ex.w3, &ex.w2 };
 	for (int j = 0; j < 3; j++) {
 		uint8_t *pw = p4 + (size_t)j * (nw4 + ns4), *ps = pw + nw4;
-		for (size_t i = 0; i < ns4; i++) ps[i] = (uint8_t)(118 + ps[i] % 8);
+		synth_bytes(pw, nw4, 0, &st);
+		synth_bytes(ps, ns4, 1, &st);
 		*f4[j] = j < 2 ? (struct kern_fp4w){ pw, ps, F, D } : (struct kern_fp4w){ pw, ps, D, F };
 	}
 	for (int i = 0; i < S * D; i++) xh[i] = rnd_normalish(&st);
@@ -445,7 +450,7 @@ static int bench_fwd(const struct cli_opts *o, const struct core_ckpt *ck, struc
 	if ((rc = core_seq_create(m, P + N + 1, &sq, e))) goto out;
 	if ((rc = cli_experts_reserve(xs, e))) goto out;
 	struct core_fwd_io io = { .logits = lg };
-	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o, xs, P, chunk) };
+	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o->prefill_order, xs, P, chunk) };
 	cli_prefill_res_begin(&r->pr, o, pio.layer_major, chunk);
 	/* warm-up: a short prompt pages in every resident weight and most experts */
 	int pw = P < 8 ? P : 8;

@@ -112,7 +112,7 @@ int cli_bench_gpu(const struct cli_opts *o, cJSON *js)
 		tok[i] = (int32_t)((st >> 33) % (uint64_t)V);
 	}
 	struct core_fwd_io io = { .logits = lg };
-	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o, xs, P, chunk) };
+	struct core_fwd_io pio = { .logits = lg, .layer_major = cli_prefill_layer(o->prefill_order, xs, P, chunk) };
 	struct cli_prefill_res pr;
 	cli_prefill_res_begin(&pr, o, pio.layer_major, chunk);
 	/* warm-up: the whole prompt and the decode steps once */

@@ -105,7 +105,7 @@ int cli_cmd_eval(int argc, char **argv)
 	/* One call: the model cuts it into chunks, in the order --prefill-order picks. */
 	struct sink sk = { .f = f, .path = tmp, .tok = tok, .L = L, .V = V };
 	struct core_fwd_io io = { .logits_all = 1, .logits_sink = put_rows, .sink_ctx = &sk,
-				  .layer_major = cli_prefill_layer(&o, xs, L, chunk) };
+				  .layer_major = cli_prefill_layer(o.prefill_order, xs, L, chunk) };
 	if (o.verbose)
 		fprintf(stderr, "nvmoe: eval: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", L, chunk,
 			io.layer_major ? "layer" : "chunk", cli_prefill_name(o.prefill_order));

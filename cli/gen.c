@@ -202,8 +202,7 @@ int cli_gen_prefill(struct cli_gen *g, const int32_t *ids, int n, volatile sig_a
 	if (!keep) cli_gen_reset(g);
 	st->reused = keep;
 	double t0 = cli_now();
-	struct cli_opts po = { .prefill_order = g->order };
-	st->layer = cli_prefill_layer(&po, g->xs, n - keep, g->chunk);
+	st->layer = cli_prefill_layer(g->order, g->xs, n - keep, g->chunk);
 	if (g->verbose)
 		fprintf(stderr, "nvmoe: prefill: %d tokens in chunks of %d, %s-major (--prefill-order %s)\n", n - keep,
 			g->chunk, st->layer ? "layer" : "chunk", cli_prefill_name(g->order));

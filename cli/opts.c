@@ -345,10 +345,10 @@ const char *cli_prefill_name(int order)
 	return order == CLI_PREFILL_LAYER ? "layer" : order == CLI_PREFILL_CHUNK ? "chunk" : "auto";
 }
 
-int cli_prefill_layer(const struct cli_opts *o, const struct cli_experts *x, int S, int chunk)
+int cli_prefill_layer(int order, const struct cli_experts *x, int S, int chunk)
 {
-	if (chunk < 1 || S <= chunk || o->prefill_order == CLI_PREFILL_CHUNK) return 0;
-	return o->prefill_order == CLI_PREFILL_LAYER || cli_experts_streamed(x);
+	if (chunk < 1 || S <= chunk || order == CLI_PREFILL_CHUNK) return 0;
+	return order == CLI_PREFILL_LAYER || cli_experts_streamed(x);
 }
 
 void cli_opts_print(const struct cli_opts *o, FILE *f)

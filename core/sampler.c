@@ -36,27 +36,18 @@ int core_sampler_cfg_load(const char *dir, struct core_sampler_cfg *c, struct nv
 	snprintf(path, sizeof path, "%s/generation_config.json", dir);
 	FILE *f = fopen(path, "rb");
 	if (!f) return errno == ENOENT ? 0 : core_err_set(e, -errno, path, NULL, NULL, "cannot open: %s", strerror(errno));
-	/* Read whole: a file padded with other keys may be larger than any fixed buffer;
-	 * 16 MiB bounds what a settings file can sensibly be. */
-	size_t cap = 1 << 12, n = 0, got;
-	char *buf = malloc(cap);
-	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			char *b = cap < (16u << 20) ? realloc(buf, cap *= 2) : NULL;
-			if (!b) {
-				free(buf);
-				buf = NULL;
-			}
-			buf = b;
-		}
-	}
+	/* Read whole (a fixed buffer cut larger files), bounded like config.json: a
+	 * settings file has no business being larger. */
+	const size_t max = 16u << 20;
+	char *buf = malloc(max + 1);
+	size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
 	int bad = ferror(f);
 	fclose(f);
-	if (!buf || bad) {
+	if (!buf || bad || n > max) {
 		free(buf);
-		return core_err_set(e, bad ? NV_EIO : NV_EINVAL, path, NULL, bad ? NULL : "keep it under 16 MiB",
-				    bad ? "read error" : "too large (or out of memory)");
+		return core_err_set(e, !buf ? NV_ENOMEM : bad ? NV_EIO : NV_EINVAL, path, NULL,
+				    n > max ? "keep it under 16 MiB" : NULL,
+				    !buf ? "out of memory" : bad ? "read error" : "larger than 16 MiB: not a settings file");
 	}
 	cJSON *j = cJSON_ParseWithLength(buf, n);
 	free(buf);
